@@ -1,0 +1,197 @@
+/*
+ * main.c: the composition root of tidings. Parses the command line (serve, token, --help,
+ * --version), loads the configuration, builds the verifier and the rules, and runs the
+ * server. It is the one file that knows every module.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "base/base.h"
+#include "conf/conf.h"
+#include "gateway/gateway_int.h"
+
+extern char **environ;
+
+static int
+fail(const char *what, const char *msg)
+{
+    fprintf(stderr, "tidings: %s%s%s\n", what, *msg ? ": " : "", msg);
+    return 2;
+}
+
+static struct auth *
+make_auth(const struct conf *c, struct gw_buf *err)
+{
+    struct auth_config ac = {
+        .jwt_secret = c->jwt_secret,
+        .jwt_public_key = *c->jwt_public_key ? c->jwt_public_key : NULL,
+        .jwks_file = *c->jwks_file ? c->jwks_file : NULL,
+        .anon_key = *c->anon_key ? c->anon_key : NULL,
+        .role_claim = c->role_claim,
+        .leeway_s = (unsigned)c->jwt_leeway,
+    };
+
+    return auth_new(&ac, err);
+}
+
+static struct auth_rules *
+make_rules(const struct conf *c, struct gw_buf *err)
+{
+    struct auth_rules *r = auth_rules_new(c->public_default);
+
+    for (size_t i = 0; i < c->rule.n; i++) {
+        struct gw_buf e;
+
+        gw_buf_init(&e);
+        if (auth_rules_add(r, c->rule.items[i].value, &e)) {
+            gw_buf_printf(err, "%s: rule: %s", c->rule.items[i].origin, e.data ? e.data : "");
+            gw_buf_release(&e);
+            auth_rules_free(r);
+            return NULL;
+        }
+        gw_buf_release(&e);
+    }
+    return r;
+}
+
+/* `tidings token`: prints a HS256 development token signed with jwt_secret. */
+static int
+cmd_token(const struct conf *c, const struct conf_list *args)
+{
+    const char *role = "user", *sub = "dev-user";
+    long ttl = 3600;
+    struct gw_buf claims;
+    char *tok;
+
+    if (!*c->jwt_secret)
+        return fail("token", "jwt_secret is not set (use --jwt_secret or TIDINGS_JWT_SECRET)");
+    gw_buf_init(&claims);
+    for (size_t i = 0; i < args->n; i++) {
+        const char *a = args->items[i].value, *v = i + 1 < args->n ? args->items[i + 1].value : NULL;
+        const char *eq;
+
+        if (!v)
+            return fail("token", "missing value after a flag");
+        if (strcmp(a, "--role") == 0) {
+            role = v;
+        } else if (strcmp(a, "--sub") == 0) {
+            sub = v;
+        } else if (strcmp(a, "--ttl") == 0) {
+            ttl = strtol(v, NULL, 10);
+        } else if (strcmp(a, "--claim") == 0 && (eq = strchr(v, '=')) && eq != v) {
+            gw_buf_append_str(&claims, ",");
+            gw_buf_append_json_str(&claims, v, (size_t)(eq - v));
+            gw_buf_append_str(&claims, ":");
+            gw_buf_append_json_str(&claims, eq + 1, strlen(eq + 1));
+        } else {
+            gw_buf_release(&claims);
+            return fail("token", "usage: tidings token [--role R] [--sub S] [--ttl SECONDS] "
+                                 "[--claim NAME=VALUE ...]");
+        }
+        i++;
+    }
+    {
+        struct gw_buf json;
+        int64_t now = (int64_t)(gw_wall_ms() / 1000);
+
+        gw_buf_init(&json);
+        gw_buf_append_str(&json, "{\"role\":");
+        gw_buf_append_json_str(&json, role, strlen(role));
+        gw_buf_append_str(&json, ",\"sub\":");
+        gw_buf_append_json_str(&json, sub, strlen(sub));
+        gw_buf_printf(&json, ",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "%s}", now, now + ttl,
+                      claims.data ? claims.data : "");
+        tok = auth_sign_hs256(c->jwt_secret, json.data);
+        gw_buf_release(&json);
+    }
+    gw_buf_release(&claims);
+    if (!tok)
+        return fail("token", "cannot sign the token");
+    printf("%s\n", tok);
+    free(tok);
+    return 0;
+}
+
+static int
+serve(const struct conf *c)
+{
+    struct gw_buf err;
+    struct auth *auth = NULL;
+    struct auth_rules *rules = NULL;
+    struct gw *gw = NULL;
+    enum gw_log_level lvl = GW_LOG_INFO;
+    int rc = 2;
+
+    gw_buf_init(&err);
+    gw_log_level_parse(c->log_level, &lvl);
+    gw_log_setup(lvl, strcmp(c->log_format, "json") == 0);
+    lws_set_log_level(LLL_ERR, NULL);
+    auth = make_auth(c, &err);
+    if (!auth) {
+        fail("configuration", err.data ? err.data : "no key");
+        goto out;
+    }
+    rules = make_rules(c, &err);
+    if (!rules) {
+        fail("configuration", err.data);
+        goto out;
+    }
+    gw = gw_new(c, auth, rules, &err);
+    if (!gw) {
+        fail("startup", err.data ? err.data : "");
+        goto out;
+    }
+    gw_log(GW_LOG_INFO, "listening", "url=http://%s:%d websocket=ws://%s:%d/realtime/v1/websocket",
+           c->bind, c->port, c->bind, c->port);
+    rc = gw_run(gw) ? 1 : 0;
+out:
+    gw_free(gw);
+    auth_rules_free(rules);
+    auth_free(auth);
+    gw_buf_release(&err);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct conf c;
+    struct conf_list extra = { 0 };
+    struct gw_buf err;
+    const char *cmd = "serve";
+    int first = 1, rc;
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        conf_print_help(stdout, "tidings");
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        printf("tidings 0.1.0\n");
+        return 0;
+    }
+    if (argc > 1 && argv[1][0] != '-') {
+        cmd = argv[1];
+        first = 2;
+    }
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "token") != 0)
+        return fail("unknown command", cmd);
+    memset(&c, 0, sizeof c);
+    gw_buf_init(&err);
+    rc = conf_load(&c, argc - first, argv + first, environ,
+                   strcmp(cmd, "token") == 0 ? &extra : NULL, &err);
+    if (rc) {
+        fail("configuration", err.data ? err.data : "");
+        rc = 2;
+    } else if (strcmp(cmd, "token") == 0) {
+        rc = cmd_token(&c, &extra);
+    } else {
+        rc = serve(&c);
+    }
+    conf_list_release(&extra);
+    conf_release(&c);
+    gw_buf_release(&err);
+    return rc;
+}

@@ -1,0 +1,444 @@
+/*
+ * server.c: the lws context, the protocol callback (a dispatcher only), the WebSocket
+ * upgrade check, the fanout sink and encoder, per-IP counts and the periodic sweep.
+ *
+ * One vhost and one protocol serve both HTTP and WebSocket. The upgrade is authorised in
+ * LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION (path, apikey, vsn, connection limits): a refused
+ * upgrade gets an HTTP error with a JSON body before any 101. Each accepted socket gets a
+ * struct conn whose pointer lives in the per-session data.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gateway/gateway_int.h"
+
+/* Per-session data, zeroed by lws; shared by the HTTP and WebSocket phases. */
+struct pss {
+    struct conn *conn;            /* the WebSocket connection, once established */
+    struct auth_identity *pending; /* identity verified at upgrade, until ESTABLISHED */
+    void *http;                   /* HTTP request state (http.c) */
+    uint8_t vsn;                  /* negotiated protocol version */
+};
+
+static volatile sig_atomic_t got_signal;
+static struct lws_context *signal_ctx;
+
+#define IPC_BUCKETS 4096
+
+struct ipnode {
+    char ip[48];          /* address text */
+    uint32_t n;           /* open connections */
+    struct ipnode *next;  /* chain */
+};
+
+struct gw_ipcount {
+    struct ipnode *b[IPC_BUCKETS]; /* chained buckets */
+};
+
+static struct ipnode **
+ip_slot(struct gw_ipcount *ipc, const char *ip)
+{
+    struct ipnode **pp = &ipc->b[gw_hash64(ip, strlen(ip)) & (IPC_BUCKETS - 1)];
+
+    while (*pp && strcmp((*pp)->ip, ip) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+bool
+gw__ip_acquire(struct gw *gw, const char *ip)
+{
+    struct ipnode **pp;
+
+    if (!gw->ipc)
+        return true;
+    pp = ip_slot(gw->ipc, ip);
+    if (!*pp) {
+        *pp = gw_xcalloc(1, sizeof(**pp));
+        snprintf((*pp)->ip, sizeof((*pp)->ip), "%s", ip);
+    }
+    if ((*pp)->n >= (uint32_t)gw->conf->max_connections_per_ip)
+        return false;
+    (*pp)->n++;
+    return true;
+}
+
+void
+gw__ip_release(struct gw *gw, const char *ip)
+{
+    struct ipnode **pp, *node;
+
+    if (!gw->ipc)
+        return;
+    pp = ip_slot(gw->ipc, ip);
+    node = *pp;
+    if (!node)
+        return;
+    if (--node->n == 0) {
+        *pp = node->next;
+        free(node);
+    }
+}
+
+static void
+ipcount_free(struct gw_ipcount *ipc)
+{
+    if (!ipc)
+        return;
+    for (size_t i = 0; i < IPC_BUCKETS; i++) {
+        while (ipc->b[i]) {
+            struct ipnode *n = ipc->b[i];
+
+            ipc->b[i] = n->next;
+            free(n);
+        }
+    }
+    free(ipc);
+}
+
+/* ---- fanout sink and encoder ---- */
+
+static struct fanout_frame *
+encode(void *ud, const struct fanout_msg *m, unsigned variant)
+{
+    struct codec_bus bus;
+    struct gw_buf out;
+    struct fanout_frame *f = NULL;
+    size_t len;
+    const void *body = fanout_msg_body(m, &len);
+    bool binary;
+
+    (void)ud;
+    if (codec_bus_decode(body, len, &bus))
+        return NULL;
+    gw_buf_init(&out);
+    if (codec_bus_render(&out, &bus, (enum codec_variant)variant, &binary) == 0)
+        f = gw__frame_new(out.data, out.len, binary);
+    gw_buf_release(&out);
+    return f;
+}
+
+static void
+deliver(void *ud, void *sub_ud, struct fanout_msg *m)
+{
+    struct channel *ch = sub_ud;
+    struct conn *c = ch->conn;
+    unsigned tag = fanout_msg_tag(m);
+    struct codec_bus shape = { .kind = (enum codec_bus_kind)(tag & 0xf), .json = tag & 0x10 };
+    struct fanout_frame *f;
+
+    (void)ud;
+    if (c->closing)
+        return;
+    f = fanout_msg_frame(m, codec_bus_variant(&shape, c->vsn));
+    if (f)
+        gw__conn_enqueue(c, f);
+}
+
+/* ---- WebSocket upgrade ---- */
+
+static bool
+ws_path_ok(struct lws *wsi)
+{
+    char path[128];
+
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
+        return false;
+    return strcmp(path, "/realtime/v1/websocket") == 0 ||
+           strcmp(path, "/socket/websocket") == 0 || strcmp(path, "/realtime/v1/websocket/") == 0;
+}
+
+static int
+refuse(struct gw *gw, struct lws *wsi, unsigned status, const char *msg)
+{
+    struct gw_buf b;
+
+    gw_buf_init(&b);
+    gw_buf_append_str(&b, "{\"error\":");
+    gw_buf_append_json_str(&b, msg, strlen(msg));
+    gw_buf_append_str(&b, "}");
+    gw_log(GW_LOG_INFO, "upgrade_refused", "status=%u reason=\"%s\"", status, msg);
+    (void)gw;
+    gw__http_send(wsi, status, "application/json", b.data, b.len);
+    gw_buf_release(&b);
+    return -1;
+}
+
+static char *
+read_apikey(struct lws *wsi)
+{
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    char *buf;
+
+    if (len <= 0)
+        len = 0;
+    buf = gw_xmalloc((size_t)len + 16);
+    if (gw__urlarg(wsi, "apikey=", buf, len + 16))
+        return buf;
+    free(buf);
+    len = lws_hdr_custom_length(wsi, "x-api-key:", 10);
+    if (len <= 0)
+        return NULL;
+    buf = gw_xmalloc((size_t)len + 1);
+    if (lws_hdr_custom_copy(wsi, buf, len + 1, "x-api-key:", 10) > 0)
+        return buf;
+    free(buf);
+    return NULL;
+}
+
+static int
+ws_filter(struct gw *gw, struct lws *wsi, struct pss *pss)
+{
+    char vbuf[32], ip[48], msg[128];
+    const char *vsn;
+    char *key;
+    struct auth_failure why;
+    int rc;
+
+    if (!ws_path_ok(wsi))
+        return refuse(gw, wsi, 404, "Not found");
+    if (gw->stopping)
+        return refuse(gw, wsi, 503, "Realtime is restarting, please standby");
+    vsn = gw__urlarg(wsi, "vsn=", vbuf, sizeof vbuf);
+    if (!vsn)
+        vsn = "1.0.0";
+    if (strcmp(vsn, "1.0.0") != 0 && strcmp(vsn, "2.0.0") != 0)
+        return refuse(gw, wsi, 400, "Unsupported protocol version");
+    pss->vsn = vsn[0] == '2' ? CODEC_V2 : CODEC_V1;
+    key = read_apikey(wsi);
+    if (!key) {
+        gw->m.auth_failures_total++;
+        return refuse(gw, wsi, 401, "API key is missing");
+    }
+    rc = auth_verify(gw->auth, key, strlen(key), (int64_t)(gw_wall_ms() / 1000), &pss->pending,
+                     &why);
+    free(key);
+    if (rc) {
+        gw->m.auth_failures_total++;
+        auth_failure_message(&why, msg, sizeof msg);
+        return refuse(gw, wsi, 401, msg);
+    }
+    if (gw->m.connections >= (uint64_t)gw->conf->max_connections) {
+        gw->m.rate_limited_total++;
+        return refuse(gw, wsi, 429, "Too many connected users");
+    }
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (gw->ipc && !gw__ip_acquire(gw, ip)) {
+        gw->m.rate_limited_total++;
+        return refuse(gw, wsi, 429, "Too many connections from this address");
+    }
+    return 0;
+}
+
+static void
+ws_established(struct gw *gw, struct lws *wsi, struct pss *pss)
+{
+    char ip[48];
+
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    pss->conn = gw__conn_new(gw, wsi, (enum codec_vsn)pss->vsn, pss->pending, ip);
+    pss->pending = NULL;
+}
+
+static void
+ws_closed(struct pss *pss)
+{
+    gw__conn_free(pss->conn);
+    pss->conn = NULL;
+}
+
+/* ---- the protocol callback: a dispatcher ---- */
+
+static int
+http_cb(struct gw *gw, struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
+        void *in, size_t len)
+{
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return gw__http_request(gw, wsi, in, &pss->http);
+    case LWS_CALLBACK_HTTP_BODY:
+        return gw__http_body(gw, wsi, pss->http, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return gw__http_body_done(gw, wsi, pss->http);
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        gw__http_state_free(pss->http);
+        pss->http = NULL;
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, pss, in, len);
+    }
+}
+
+static int
+callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct gw *gw = lws_context_user(lws_get_context(wsi));
+    struct pss *pss = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_filter(gw, wsi, pss);
+    case LWS_CALLBACK_ESTABLISHED:
+        ws_established(gw, wsi, pss);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return pss->conn ? gw__conn_receive(pss->conn, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return pss->conn ? gw__conn_writeable(pss->conn) : 0;
+    case LWS_CALLBACK_CLOSED:
+        ws_closed(pss);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (pss) {
+            auth_identity_unref(pss->pending);
+            pss->pending = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (got_signal)
+            gw->stopping = true;
+        return 0;
+    default:
+        return http_cb(gw, wsi, reason, pss, in, len);
+    }
+}
+
+static const struct lws_protocols protocols_tpl[] = {
+    { .name = "tidings",
+      .callback = callback,
+      .per_session_data_size = sizeof(struct pss),
+      .rx_buffer_size = 1024,
+      .tx_packet_size = GW_COALESCE_MAX },
+    { NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+/* ---- sweep, signals, lifecycle ---- */
+
+static void
+sweep(lws_sorted_usec_list_t *sul)
+{
+    struct gw *gw = lws_container_of(sul, struct gw, sweep);
+    uint64_t now_ms = gw_now_ms();
+    int64_t now_s = (int64_t)(gw_wall_ms() / 1000);
+
+    for (struct conn *c = gw->conns; c; c = c->next)
+        gw__conn_sweep(c, now_ms, now_s);
+    lws_sul_schedule(gw->ctx, 0, &gw->sweep, sweep, LWS_US_PER_SEC);
+}
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    got_signal = 1;
+    if (signal_ctx)
+        lws_cancel_service(signal_ctx);
+}
+
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static uint64_t
+random_salt(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return gw_hash64(&ts, sizeof ts) ^ ((uint64_t)getpid() << 32);
+}
+
+struct gw *
+gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, struct gw_buf *err)
+{
+    struct gw *gw = gw_xcalloc(1, sizeof(*gw));
+    struct lws_context_creation_info info;
+    struct fanout_config fc = { .encode = encode, .deliver = deliver, .ud = gw };
+
+    gw->conf = conf;
+    gw->auth = auth;
+    gw->rules = rules;
+    gw->fo = fanout_new(&fc);
+    gw->coalesce = gw_xmalloc(GW_COALESCE_MAX);
+    gw->ref_salt = random_salt();
+    gw->started_ms = gw_now_ms();
+    gw_buf_init(&gw->scratch);
+    if (conf->max_connections_per_ip > 0)
+        gw->ipc = gw_xcalloc(1, sizeof(*gw->ipc));
+    raise_fd_limit();
+    memset(&info, 0, sizeof info);
+    info.port = conf->port;
+    info.iface = conf->bind;
+    info.protocols = protocols_tpl;
+    info.user = gw;
+    info.gid = -1;
+    info.uid = -1;
+    info.max_http_header_data = (unsigned short)conf->max_header_bytes;
+    info.timeout_secs = (unsigned)conf->handshake_timeout;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (strchr(conf->bind, ':'))
+        info.options = 0;
+    gw->ctx = lws_create_context(&info);
+    if (!gw->ctx) {
+        gw_buf_printf(err, "cannot listen on %s:%d", conf->bind, conf->port);
+        gw_free(gw);
+        return NULL;
+    }
+    gw->vh = lws_get_vhost_by_name(gw->ctx, "default");
+    lws_sul_schedule(gw->ctx, 0, &gw->sweep, sweep, LWS_US_PER_SEC);
+    return gw;
+}
+
+int
+gw_run(struct gw *gw)
+{
+    signal_ctx = gw->ctx;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    while (!gw->stopping && !got_signal) {
+        if (lws_service(gw->ctx, 0) < 0)
+            return GW_EIO;
+    }
+    gw_log(GW_LOG_INFO, "shutdown", "connections=%" PRIu64, gw->m.connections);
+    return 0;
+}
+
+void
+gw_stop(struct gw *gw)
+{
+    gw->stopping = true;
+    lws_cancel_service(gw->ctx);
+}
+
+void
+gw_free(struct gw *gw)
+{
+    if (!gw)
+        return;
+    if (gw->ctx) {
+        lws_sul_cancel(&gw->sweep);
+        lws_context_destroy(gw->ctx);
+    }
+    signal_ctx = NULL;
+    fanout_free(gw->fo);
+    ipcount_free(gw->ipc);
+    gw_buf_release(&gw->scratch);
+    free(gw->coalesce);
+    free(gw);
+}
