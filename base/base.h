@@ -34,21 +34,15 @@ enum gw_err {
 };
 
 /* Returns a static description of a GW_E* code; never NULL. */
-const char *
-gw_strerror(int err);
+const char *gw_strerror(int err);
 
 /* Allocation: abort with a message on failure; never return NULL (size 0 is allowed). */
-void *
-gw_xmalloc(size_t size);
-void *
-gw_xcalloc(size_t n, size_t size);
-void *
-gw_xrealloc(void *p, size_t size);
+void *gw_xmalloc(size_t size);
+void *gw_xcalloc(size_t n, size_t size);
+void *gw_xrealloc(void *p, size_t size);
 /* Returns a malloc'd NUL-terminated copy; the caller frees it. */
-char *
-gw_xstrdup(const char *s);
-char *
-gw_xstrndup(const char *s, size_t n);
+char *gw_xstrdup(const char *s);
+char *gw_xstrndup(const char *s, size_t n);
 
 /* Logging. */
 enum gw_log_level {
@@ -59,14 +53,12 @@ enum gw_log_level {
 };
 
 /* Sets the minimum level and the line format (json false: key=value). Not thread-safe. */
-void
-gw_log_setup(enum gw_log_level min_level, bool json);
+void gw_log_setup(enum gw_log_level min_level, bool json);
 
 /*
  * Parses "debug", "info", "warn" or "error". Returns 0 and sets *out, or GW_EINVAL.
  */
-int
-gw_log_level_parse(const char *s, enum gw_log_level *out);
+int gw_log_level_parse(const char *s, enum gw_log_level *out);
 
 /*
  * Logs one line: a timestamp, the level, `event` and then `fmt` as further key=value
@@ -74,8 +66,7 @@ gw_log_level_parse(const char *s, enum gw_log_level *out);
  * converted to JSON members (values stay strings unless they parse as integers).
  * Never log tokens or payloads.
  */
-void
-gw_log(enum gw_log_level level, const char *event, const char *fmt, ...)
+void gw_log(enum gw_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Growable byte buffer. data is NUL-terminated after every append (not counted in len). */
@@ -85,35 +76,24 @@ struct gw_buf {
     size_t cap; /* bytes allocated */
 };
 
-void
-gw_buf_init(struct gw_buf *b);
+void gw_buf_init(struct gw_buf *b);
 /* Frees the storage and re-initialises the buffer. */
-void
-gw_buf_release(struct gw_buf *b);
+void gw_buf_release(struct gw_buf *b);
 /* Sets len to 0 and keeps the storage. */
-void
-gw_buf_reset(struct gw_buf *b);
-void
-gw_buf_append(struct gw_buf *b, const void *p, size_t n);
-void
-gw_buf_append_str(struct gw_buf *b, const char *s);
-void
-gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gw_buf_reset(struct gw_buf *b);
+void gw_buf_append(struct gw_buf *b, const void *p, size_t n);
+void gw_buf_append_str(struct gw_buf *b, const char *s);
+void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal (with quotes and escapes). */
-void
-gw_buf_append_json_str(struct gw_buf *b, const char *s, size_t n);
+void gw_buf_append_json_str(struct gw_buf *b, const char *s, size_t n);
 /* Makes room for n more bytes and returns a pointer to them (len unchanged). */
-char *
-gw_buf_reserve(struct gw_buf *b, size_t n);
+char *gw_buf_reserve(struct gw_buf *b, size_t n);
 /* Hands the storage to the caller (who frees it) and re-initialises the buffer. */
-char *
-gw_buf_steal(struct gw_buf *b, size_t *len);
+char *gw_buf_steal(struct gw_buf *b, size_t *len);
 
 /* Clocks, in milliseconds. */
-uint64_t
-gw_now_ms(void); /* monotonic */
-uint64_t
-gw_wall_ms(void); /* Unix epoch */
+uint64_t gw_now_ms(void);  /* monotonic */
+uint64_t gw_wall_ms(void); /* Unix epoch */
 
 /*
  * Token bucket: `rate` tokens per second, at most `burst` stored. Starts full when
@@ -124,8 +104,7 @@ struct gw_bucket {
     uint64_t last_ms; /* monotonic time of the last refill, 0 = never */
 };
 
-bool
-gw_bucket_take(struct gw_bucket *b, double rate, double burst, uint64_t now_ms);
+bool gw_bucket_take(struct gw_bucket *b, double rate, double burst, uint64_t now_ms);
 
 /* Sliding-count window: at most `max` events per `window_ms`. */
 struct gw_window {
@@ -133,11 +112,9 @@ struct gw_window {
     uint32_t count;    /* events counted in it */
 };
 
-bool
-gw_window_take(struct gw_window *w, uint32_t max, uint64_t window_ms, uint64_t now_ms);
+bool gw_window_take(struct gw_window *w, uint32_t max, uint64_t window_ms, uint64_t now_ms);
 
 /* 64-bit FNV-1a hash of n bytes. */
-uint64_t
-gw_hash64(const void *p, size_t n);
+uint64_t gw_hash64(const void *p, size_t n);
 
 #endif

@@ -31,11 +31,11 @@ struct conf_list {
 
 struct conf {
     /* server */
-    char *bind;        /* listen address */
-    int port;          /* listen port */
-    char *log_level;   /* debug|info|warn|error */
-    char *log_format;  /* text|json */
-    char *demo_dir;    /* directory served at /demo/, "" = no demo */
+    char *bind;       /* listen address */
+    int port;         /* listen port */
+    char *log_level;  /* debug|info|warn|error */
+    char *log_format; /* text|json */
+    char *demo_dir;   /* directory served at /demo/, "" = no demo */
     /* authentication */
     char *jwt_secret;     /* HS256 secret, "" = none */
     char *jwt_public_key; /* PEM file path, "" = none */
@@ -48,25 +48,25 @@ struct conf {
     bool public_default;   /* allow public topics no rule matches */
     bool private_only;     /* reject joins of public channels */
     /* limits */
-    int max_connections;           /* concurrent WebSocket connections */
-    int max_connections_per_ip;    /* 0 = unlimited */
-    int max_channels_per_socket;   /* joined channels per socket */
-    int max_joins_per_second;      /* per socket, token bucket */
-    int max_events_per_second;     /* broadcast pushes per socket */
+    int max_connections;                /* concurrent WebSocket connections */
+    int max_connections_per_ip;         /* 0 = unlimited */
+    int max_channels_per_socket;        /* joined channels per socket */
+    int max_joins_per_second;           /* per socket, token bucket */
+    int max_events_per_second;          /* broadcast pushes per socket */
     int max_presence_events_per_second; /* presence changes per process */
-    int max_presence_calls;        /* track/untrack per channel per window */
-    int presence_calls_window;     /* seconds */
-    int max_payload_bytes;         /* broadcast payload / presence meta */
-    int max_frame_bytes;           /* inbound WebSocket message */
-    int max_topic_bytes;           /* wire topic including "realtime:" */
-    int max_queue_bytes;           /* per-connection out-queue, bytes */
-    int max_queue_messages;        /* per-connection out-queue, frames */
-    int max_rest_body_bytes;       /* REST request body */
-    int max_rest_batch;            /* messages per REST batch */
-    int max_header_bytes;          /* HTTP request headers incl. the URL */
-    int idle_timeout;              /* seconds without an inbound frame before close */
-    int handshake_timeout;         /* seconds for the HTTP / upgrade phase */
-    int join_error_delay_ms;       /* delay before a join error reply */
+    int max_presence_calls;             /* track/untrack per channel per window */
+    int presence_calls_window;          /* seconds */
+    int max_payload_bytes;              /* broadcast payload / presence meta */
+    int max_frame_bytes;                /* inbound WebSocket message */
+    int max_topic_bytes;                /* wire topic including "realtime:" */
+    int max_queue_bytes;                /* per-connection out-queue, bytes */
+    int max_queue_messages;             /* per-connection out-queue, frames */
+    int max_rest_body_bytes;            /* REST request body */
+    int max_rest_batch;                 /* messages per REST batch */
+    int max_header_bytes;               /* HTTP request headers incl. the URL */
+    int idle_timeout;                   /* seconds without an inbound frame before close */
+    int handshake_timeout;              /* seconds for the HTTP / upgrade phase */
+    int join_error_delay_ms;            /* delay before a join error reply */
 };
 
 /* Types of option rows. */
@@ -79,20 +79,19 @@ enum conf_type {
 
 /* One row of the option table. */
 struct conf_option {
-    const char *name;     /* option name, lower case with '_' */
-    enum conf_type type;  /* value type */
-    size_t offset;        /* offset of the field in struct conf */
-    const char *def;      /* default as text */
-    long min;             /* bounds for CONF_INT */
-    long max;             /* bounds for CONF_INT */
-    const char *choices;  /* "a|b|c" for enumerated strings, or NULL */
-    const char *section;  /* heading in --help and the example file */
-    const char *help;     /* one-line description */
+    const char *name;    /* option name, lower case with '_' */
+    enum conf_type type; /* value type */
+    size_t offset;       /* offset of the field in struct conf */
+    const char *def;     /* default as text */
+    long min;            /* bounds for CONF_INT */
+    long max;            /* bounds for CONF_INT */
+    const char *choices; /* "a|b|c" for enumerated strings, or NULL */
+    const char *section; /* heading in --help and the example file */
+    const char *help;    /* one-line description */
 };
 
 /* The option table and its length. Static storage. */
-const struct conf_option *
-conf_options(size_t *n);
+const struct conf_option *conf_options(size_t *n);
 
 /*
  * Loads the configuration: defaults, then the file named by `--config FILE` in argv (or
@@ -103,19 +102,15 @@ conf_options(size_t *n);
  * Returns 0, or GW_EINVAL / GW_EIO with one message (e.g. "tidings.conf:12: unknown option
  * 'prot'") appended to err. On failure *c is still safe to conf_release().
  */
-int
-conf_load(struct conf *c, int argc, char **argv, char **envp, struct conf_list *extra,
-          struct gw_buf *err);
+int conf_load(struct conf *c, int argc, char **argv, char **envp, struct conf_list *extra,
+              struct gw_buf *err);
 
 /* Frees every string of *c and zeroes it. Accepts a zeroed struct. */
-void
-conf_release(struct conf *c);
+void conf_release(struct conf *c);
 /* Frees the items of a list. */
-void
-conf_list_release(struct conf_list *l);
+void conf_list_release(struct conf_list *l);
 
 /* Prints the --help text: usage and every option with its default, grouped by section. */
-void
-conf_print_help(FILE *out, const char *prog);
+void conf_print_help(FILE *out, const char *prog);
 
 #endif

@@ -42,13 +42,10 @@ struct fanout_frame {
 
 /* Returns a frame with refs = 1, `headroom` bytes before data and room for `cap` bytes
  * (len = 0). Aborts on out of memory. */
-struct fanout_frame *
-fanout_frame_new(size_t headroom, size_t cap);
-struct fanout_frame *
-fanout_frame_ref(struct fanout_frame *f);
+struct fanout_frame *fanout_frame_new(size_t headroom, size_t cap);
+struct fanout_frame *fanout_frame_ref(struct fanout_frame *f);
 /* Drops one reference; frees the frame with the last. Accepts NULL. */
-void
-fanout_frame_unref(struct fanout_frame *f);
+void fanout_frame_unref(struct fanout_frame *f);
 
 /*
  * Encode callback: builds the frame of `variant` for message `m`. Returns a new frame
@@ -72,67 +69,53 @@ struct fanout_config {
 };
 
 /* Creates an in-memory fanout. Returns NULL on invalid config. */
-struct fanout *
-fanout_new(const struct fanout_config *cfg);
+struct fanout *fanout_new(const struct fanout_config *cfg);
 /* Frees the index, all subscriptions and presence entries. Accepts NULL. Messages still
  * referenced elsewhere stay valid (they hold no pointer to the fanout after this). */
-void
-fanout_free(struct fanout *fo);
+void fanout_free(struct fanout *fo);
 
 /*
  * Messages. fanout_msg_new() copies `body` (len bytes, may be 0) and returns refs = 1.
  * The body is opaque to fanout. `tag` is a caller-defined small integer stored with it.
  */
-struct fanout_msg *
-fanout_msg_new(struct fanout *fo, const void *body, size_t len, unsigned tag);
-struct fanout_msg *
-fanout_msg_ref(struct fanout_msg *m);
+struct fanout_msg *fanout_msg_new(struct fanout *fo, const void *body, size_t len, unsigned tag);
+struct fanout_msg *fanout_msg_ref(struct fanout_msg *m);
 /* Drops one reference; the last frees the body and releases the built frames. NULL ok. */
-void
-fanout_msg_unref(struct fanout_msg *m);
+void fanout_msg_unref(struct fanout_msg *m);
 /* The body and its length; valid as long as a reference is held. */
-const void *
-fanout_msg_body(const struct fanout_msg *m, size_t *len);
-unsigned
-fanout_msg_tag(const struct fanout_msg *m);
+const void *fanout_msg_body(const struct fanout_msg *m, size_t *len);
+unsigned fanout_msg_tag(const struct fanout_msg *m);
 /*
  * The frame of `variant` (< FANOUT_VARIANTS), built on first use by the encode callback.
  * Returns a borrowed frame (valid while `m` is referenced; ref it to keep it longer) or
  * NULL when the variant does not exist for this message.
  */
-struct fanout_frame *
-fanout_msg_frame(struct fanout_msg *m, unsigned variant);
+struct fanout_frame *fanout_msg_frame(struct fanout_msg *m, unsigned variant);
 
 /*
  * Subscribes `sub_ud` to `topic`. One subscriber may hold many topics; the same
  * (topic, sub_ud) pair twice is GW_EEXIST. On success *out is the subscription handle,
  * owned by fanout until fanout_unsubscribe(). Returns 0 or a negative GW_E* code.
  */
-int
-fanout_subscribe(struct fanout *fo, const void *topic, size_t topic_len, void *sub_ud,
-                 struct fanout_sub **out);
+int fanout_subscribe(struct fanout *fo, const void *topic, size_t topic_len, void *sub_ud,
+                     struct fanout_sub **out);
 /* Removes the subscription; safe to call from inside the deliver callback for any
  * subscription (delivery of the current publish skips removed subscribers). NULL ok. */
-void
-fanout_unsubscribe(struct fanout *fo, struct fanout_sub *s);
+void fanout_unsubscribe(struct fanout *fo, struct fanout_sub *s);
 
 /*
  * Publishes `m` (borrowed; fanout takes its own references as needed) to every
  * subscriber of `topic` except `exclude_sub_ud` (NULL excludes none). Returns the number
  * of local subscribers it was delivered to (>= 0) or a negative GW_E* code.
  */
-int
-fanout_publish(struct fanout *fo, const void *topic, size_t topic_len, struct fanout_msg *m,
-               const void *exclude_sub_ud);
+int fanout_publish(struct fanout *fo, const void *topic, size_t topic_len, struct fanout_msg *m,
+                   const void *exclude_sub_ud);
 
 /* Number of topics with at least one subscriber, and subscribers of one topic. */
-size_t
-fanout_topic_count(const struct fanout *fo);
-size_t
-fanout_subscriber_count(const struct fanout *fo, const void *topic, size_t topic_len);
+size_t fanout_topic_count(const struct fanout *fo);
+size_t fanout_subscriber_count(const struct fanout *fo, const void *topic, size_t topic_len);
 /* Total subscriptions held. */
-size_t
-fanout_subscription_count(const struct fanout *fo);
+size_t fanout_subscription_count(const struct fanout *fo);
 
 /* One presence entry. Pointers are borrowed (by the callee on input, by the caller of a
  * callback on output) and valid only during the call. */
@@ -151,14 +134,12 @@ struct fanout_presence {
  * Returns 0 or a negative GW_E* code.
  */
 typedef void fanout_presence_fn(void *ud, const struct fanout_presence *p);
-int
-fanout_presence_set(struct fanout *fo, const void *topic, size_t topic_len, const void *owner,
-                    const struct fanout_presence *p, fanout_presence_fn *prev_fn, void *ud);
+int fanout_presence_set(struct fanout *fo, const void *topic, size_t topic_len, const void *owner,
+                        const struct fanout_presence *p, fanout_presence_fn *prev_fn, void *ud);
 /* Removes the entry of `owner`; calls `fn` (may be NULL) with it first. Returns 0, or
  * GW_ENOTFOUND when the owner had none. */
-int
-fanout_presence_del(struct fanout *fo, const void *topic, size_t topic_len, const void *owner,
-                    fanout_presence_fn *fn, void *ud);
+int fanout_presence_del(struct fanout *fo, const void *topic, size_t topic_len, const void *owner,
+                        fanout_presence_fn *fn, void *ud);
 
 /*
  * Lists all entries of `topic`: calls `fn` once with an array of `n` entries (n may be 0).
@@ -166,8 +147,7 @@ fanout_presence_del(struct fanout *fo, const void *topic, size_t topic_len, cons
  * answers later), so they pass everything they need in `ud`.
  */
 typedef void fanout_presence_list_fn(void *ud, const struct fanout_presence *entries, size_t n);
-void
-fanout_presence_list(struct fanout *fo, const void *topic, size_t topic_len,
-                     fanout_presence_list_fn *fn, void *ud);
+void fanout_presence_list(struct fanout *fo, const void *topic, size_t topic_len,
+                          fanout_presence_list_fn *fn, void *ud);
 
 #endif

@@ -69,8 +69,8 @@ reply(struct conn *c, struct codec_str join_ref, struct codec_str ref, struct co
 
 /* Replies {"status":"error","response":{"reason":reason}}. */
 static void
-reply_error(struct conn *c, struct codec_str join_ref, struct codec_str ref,
-            struct codec_str topic, const char *reason)
+reply_error(struct conn *c, struct codec_str join_ref, struct codec_str ref, struct codec_str topic,
+            const char *reason)
 {
     struct gw_buf resp;
 
@@ -152,8 +152,8 @@ recompute_min_exp(struct conn *c)
 
 /* Appends a presence meta: {"phx_ref":ref[,"phx_ref_prev":prev],<meta members>}. */
 static void
-append_meta(struct gw_buf *b, const char *ref, size_t ref_len, const char *prev,
-            const char *meta, size_t meta_len)
+append_meta(struct gw_buf *b, const char *ref, size_t ref_len, const char *prev, const char *meta,
+            size_t meta_len)
 {
     gw_buf_append_str(b, "{\"phx_ref\":");
     gw_buf_append_json_str(b, ref, ref_len);
@@ -302,8 +302,8 @@ send_close(struct channel *ch)
 static void
 chan_shutdown(struct channel *ch, const char *message)
 {
-    gw_log(GW_LOG_INFO, "channel_closed", "ip=%s topic=%s reason=\"%s\"", ch->conn->ip,
-           ch->topic, message);
+    gw_log(GW_LOG_INFO, "channel_closed", "ip=%s topic=%s reason=\"%s\"", ch->conn->ip, ch->topic,
+           message);
     push_system(ch, "system", "error", message);
     send_close(ch);
     chan_remove(ch);
@@ -419,12 +419,12 @@ json_flag(json_t *obj, const char *name)
 }
 
 struct join_req {
-    json_t *config;       /* borrowed */
-    json_t *broadcast;    /* borrowed */
-    json_t *presence;     /* borrowed */
-    json_t *pg;           /* borrowed: postgres_changes array or NULL */
-    const char *token;    /* access_token or NULL */
-    bool is_private;      /* config.private */
+    json_t *config;    /* borrowed */
+    json_t *broadcast; /* borrowed */
+    json_t *presence;  /* borrowed */
+    json_t *pg;        /* borrowed: postgres_changes array or NULL */
+    const char *token; /* access_token or NULL */
+    bool is_private;   /* config.private */
 };
 
 static void
@@ -478,8 +478,8 @@ join_identity(struct conn *c, const struct join_req *r, uint64_t *hash, char *re
     *hash = 0;
     if (!r->token)
         return auth_identity_ref(c->id);
-    if (auth_verify(c->gw->auth, r->token, strlen(r->token), (int64_t)(gw_wall_ms() / 1000),
-                    &id, &why) == 0) {
+    if (auth_verify(c->gw->auth, r->token, strlen(r->token), (int64_t)(gw_wall_ms() / 1000), &id,
+                    &why) == 0) {
         *hash = gw_hash64(r->token, strlen(r->token));
         return id;
     }
@@ -500,8 +500,7 @@ join_response(json_t *pg, size_t *n_bindings)
     char *text;
 
     *n_bindings = 0;
-    json_array_foreach(pg, i, v)
-    {
+    json_array_foreach(pg, i, v) {
         json_t *copy;
         char *canon;
         uint64_t h;
@@ -536,8 +535,8 @@ presence_key_new(struct gw *gw, json_t *presence)
 }
 
 static struct channel *
-chan_new(struct conn *c, struct codec_msg *m, const struct join_req *r,
-         struct auth_identity *id, uint64_t token_hash, unsigned perms)
+chan_new(struct conn *c, struct codec_msg *m, const struct join_req *r, struct auth_identity *id,
+         uint64_t token_hash, unsigned perms)
 {
     struct channel *ch = gw_xcalloc(1, sizeof(*ch));
 
@@ -568,8 +567,8 @@ chan_new(struct conn *c, struct codec_msg *m, const struct join_req *r,
 
 /* Checks that do not need the identity; returns the refusal reason or NULL. */
 static const char *
-join_precheck(struct conn *c, struct codec_msg *m, const struct join_req *r, char *buf,
-              size_t cap, bool *close_after)
+join_precheck(struct conn *c, struct codec_msg *m, const struct join_req *r, char *buf, size_t cap,
+              bool *close_after)
 {
     const struct conf *cf = c->gw->conf;
 
@@ -665,14 +664,18 @@ join(struct conn *c, struct codec_msg *m)
 
 int
 gw__broadcast_publish(struct gw *gw, bool is_private, const char *sub, size_t sub_len,
-                      struct codec_str event, struct codec_str meta, bool json,
-                      const void *payload, size_t len, const struct channel *exclude)
+                      struct codec_str event, struct codec_str meta, bool json, const void *payload,
+                      size_t len, const struct channel *exclude)
 {
     char key[FO_KEY_MAX], topic[TOPIC_PREFIX_LEN + 256];
     size_t klen = fo_key(key, 'b', is_private, sub, sub_len);
     struct gw_buf body;
-    struct codec_bus bus = { .kind = CODEC_BUS_BROADCAST, .event = event, .meta = meta,
-                             .json = json, .payload = payload, .payload_len = len };
+    struct codec_bus bus = { .kind = CODEC_BUS_BROADCAST,
+                             .event = event,
+                             .meta = meta,
+                             .json = json,
+                             .payload = payload,
+                             .payload_len = len };
     struct fanout_msg *m;
     struct timespec ts0, ts1;
     int n;
@@ -751,8 +754,9 @@ presence_track(struct channel *ch, struct codec_msg *m, json_t *payload)
     }
     gw->ref_seq++;
     snprintf(ref, sizeof ref, "F%" PRIx64, (gw->ref_salt << 20) ^ gw->ref_seq);
-    p = (struct fanout_presence){ ch->presence_key, strlen(ch->presence_key), ref, strlen(ref),
-                                  meta, strlen(meta) };
+    p = (struct fanout_presence){
+        ch->presence_key, strlen(ch->presence_key), ref, strlen(ref), meta, strlen(meta)
+    };
     if (!ch->presence) {
         ch->presence = true;
         update_subscriptions(ch);
@@ -893,8 +897,8 @@ channel_event(struct conn *c, struct channel *ch, struct codec_msg *m)
         leave(c, ch, m);
     } else {
         c->gw->m.protocol_errors_total++;
-        snprintf(reason, sizeof reason, "unknown event '%.*s'", (int)(m->event.n > 64 ? 64 : m->event.n),
-                 m->event.p);
+        snprintf(reason, sizeof reason, "unknown event '%.*s'",
+                 (int)(m->event.n > 64 ? 64 : m->event.n), m->event.p);
         reply_error(c, m->join_ref, m->ref, m->topic, reason);
     }
 }

@@ -42,12 +42,12 @@ struct codec_msg {
     struct json_t *payload;    /* owned: the payload object (text frames); NULL for kind 3 */
     struct json_t *json;       /* owned: the whole parsed frame (text frames) */
     /* Set for kind 3 (and for JSON "broadcast" pushes, see codec_broadcast_from_json): */
-    bool is_broadcast;          /* a user broadcast push */
-    struct codec_str bc_event;  /* user event name */
-    struct codec_str bc_meta;   /* metadata JSON text, may be empty */
-    bool bc_json;               /* payload is JSON text (encoding 1), else raw bytes */
+    bool is_broadcast;               /* a user broadcast push */
+    struct codec_str bc_event;       /* user event name */
+    struct codec_str bc_meta;        /* metadata JSON text, may be empty */
+    bool bc_json;                    /* payload is JSON text (encoding 1), else raw bytes */
     const unsigned char *bc_payload; /* payload bytes */
-    size_t bc_payload_len;      /* bytes */
+    size_t bc_payload_len;           /* bytes */
 };
 
 /*
@@ -70,22 +70,19 @@ struct codec_error {
  * strings, payload an object (a missing v1 payload counts as {}); extra trailing
  * elements of a v2 array are ignored. err->ref/topic point into err's own buffers.
  */
-int
-codec_decode_text(enum codec_vsn vsn, const char *buf, size_t len, struct codec_msg *out,
-                  struct codec_error *err);
+int codec_decode_text(enum codec_vsn vsn, const char *buf, size_t len, struct codec_msg *out,
+                      struct codec_error *err);
 
 /*
  * Decodes a binary frame. Only kind 3 is accepted; unknown kinds, lengths past the end
  * and invalid JSON payloads (encoding 1) give GW_EPARSE. On success the string fields and
  * bc_* point into buf. On failure *out is zeroed and *err filled as for text frames.
  */
-int
-codec_decode_binary(const unsigned char *buf, size_t len, struct codec_msg *out,
-                    struct codec_error *err);
+int codec_decode_binary(const unsigned char *buf, size_t len, struct codec_msg *out,
+                        struct codec_error *err);
 
 /* Releases the JSON held by a decoded message and zeroes it. Accepts a zeroed message. */
-void
-codec_msg_release(struct codec_msg *m);
+void codec_msg_release(struct codec_msg *m);
 
 /*
  * For a text "broadcast" push (payload {"type":"broadcast","event":E,"payload":P}), fills
@@ -93,38 +90,33 @@ codec_msg_release(struct codec_msg *m);
  * text into `scratch` (P absent = "{}"). Returns 0, or GW_EPARSE when event is missing or
  * not a string. m->bc_payload points into scratch (keep it alive).
  */
-int
-codec_broadcast_from_json(struct codec_msg *m, struct gw_buf *scratch);
+int codec_broadcast_from_json(struct codec_msg *m, struct gw_buf *scratch);
 
 /*
  * Appends one text frame of version vsn: v2 [join_ref,ref,topic,event,payload] or v1
  * {"topic":..,"event":..,"payload":..,"ref":..,"join_ref":..}. payload_json is inserted
  * verbatim (must be valid JSON; NULL means {}). Strings are JSON-escaped.
  */
-void
-codec_encode_text(struct gw_buf *out, enum codec_vsn vsn, struct codec_str join_ref,
-                  struct codec_str ref, struct codec_str topic, struct codec_str event,
-                  struct codec_str payload_json);
+void codec_encode_text(struct gw_buf *out, enum codec_vsn vsn, struct codec_str join_ref,
+                       struct codec_str ref, struct codec_str topic, struct codec_str event,
+                       struct codec_str payload_json);
 
 /* Appends a phx_reply frame: payload {"status":status,"response":response_json}. */
-void
-codec_encode_reply(struct gw_buf *out, enum codec_vsn vsn, struct codec_str join_ref,
-                   struct codec_str ref, struct codec_str topic, const char *status,
-                   struct codec_str response_json);
+void codec_encode_reply(struct gw_buf *out, enum codec_vsn vsn, struct codec_str join_ref,
+                        struct codec_str ref, struct codec_str topic, const char *status,
+                        struct codec_str response_json);
 
 /* Appends {"type":"broadcast","event":E,"payload":P[,"meta":M]}; meta omitted when empty.
  * P must be JSON text. */
-void
-codec_encode_broadcast_payload(struct gw_buf *out, struct codec_str event,
-                               struct codec_str payload_json, struct codec_str meta_json);
+void codec_encode_broadcast_payload(struct gw_buf *out, struct codec_str event,
+                                    struct codec_str payload_json, struct codec_str meta_json);
 
 /*
  * Appends a binary kind 4 frame. Returns 0, or GW_ELIMIT when topic, event or meta is
  * longer than 255 bytes (nothing appended then).
  */
-int
-codec_encode_kind4(struct gw_buf *out, struct codec_str topic, struct codec_str event,
-                   struct codec_str meta_json, bool json, const void *payload, size_t len);
+int codec_encode_kind4(struct gw_buf *out, struct codec_str topic, struct codec_str event,
+                       struct codec_str meta_json, bool json, const void *payload, size_t len);
 
 /* The neutral form of an outbound message, carried by fanout (and later by Redis). */
 enum codec_bus_kind {
@@ -143,11 +135,9 @@ struct codec_bus {
 };
 
 /* Appends the bus form of *b to out. */
-void
-codec_bus_encode(struct gw_buf *out, const struct codec_bus *b);
+void codec_bus_encode(struct gw_buf *out, const struct codec_bus *b);
 /* Parses a bus form; fields point into buf. Returns 0 or GW_EPARSE. */
-int
-codec_bus_decode(const void *buf, size_t len, struct codec_bus *b);
+int codec_bus_decode(const void *buf, size_t len, struct codec_bus *b);
 
 /* Client variants of an outbound message. */
 enum codec_variant {
@@ -162,12 +152,10 @@ enum codec_variant {
  * (raw bytes to vsn 1), or GW_ELIMIT (kind 4 lengths). For a broadcast, V2_TEXT is used
  * for JSON payloads and V2_BIN for raw ones: the caller picks via codec_bus_variant().
  */
-int
-codec_bus_render(struct gw_buf *out, const struct codec_bus *b, enum codec_variant v,
-                 bool *binary);
+int codec_bus_render(struct gw_buf *out, const struct codec_bus *b, enum codec_variant v,
+                     bool *binary);
 
 /* The variant a client of version vsn should receive for bus message b. */
-enum codec_variant
-codec_bus_variant(const struct codec_bus *b, enum codec_vsn vsn);
+enum codec_variant codec_bus_variant(const struct codec_bus *b, enum codec_vsn vsn);
 
 #endif

@@ -146,8 +146,7 @@ gw__conn_enqueue(struct conn *c, struct fanout_frame *f)
         c->gw->m.slow_consumers_total++;
         gw_log(GW_LOG_WARN, "slow_consumer", "ip=%s queued=%u bytes=%zu", c->ip, c->q_len,
                c->q_bytes);
-        gw__conn_close(c, GW_CLOSE_SLOW_CONSUMER, "slow consumer: out-queue limit exceeded",
-                       true);
+        gw__conn_close(c, GW_CLOSE_SLOW_CONSUMER, "slow consumer: out-queue limit exceeded", true);
         return GW_ELIMIT;
     }
     if (c->q_len == c->q_cap)

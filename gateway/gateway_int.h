@@ -40,56 +40,56 @@ struct conn;
 #define GW_HIST_BUCKETS 12
 
 struct gw_metrics {
-    uint64_t connections;         /* gauge: open WebSocket connections */
-    uint64_t connections_total;   /* accepted WebSocket connections */
-    uint64_t channels;            /* gauge: joined channels */
-    uint64_t joins_total;         /* successful joins */
-    uint64_t join_errors_total;   /* refused joins */
-    uint64_t messages_in_total;   /* inbound WebSocket messages */
-    uint64_t messages_out_total;  /* frames queued to clients */
-    uint64_t bytes_out_total;     /* bytes written to clients */
-    uint64_t queue_drops_total;   /* frames dropped because a queue was full */
-    uint64_t slow_consumers_total; /* connections closed for a full queue */
-    uint64_t auth_failures_total; /* refused tokens (upgrade, join, refresh, REST) */
+    uint64_t connections;           /* gauge: open WebSocket connections */
+    uint64_t connections_total;     /* accepted WebSocket connections */
+    uint64_t channels;              /* gauge: joined channels */
+    uint64_t joins_total;           /* successful joins */
+    uint64_t join_errors_total;     /* refused joins */
+    uint64_t messages_in_total;     /* inbound WebSocket messages */
+    uint64_t messages_out_total;    /* frames queued to clients */
+    uint64_t bytes_out_total;       /* bytes written to clients */
+    uint64_t queue_drops_total;     /* frames dropped because a queue was full */
+    uint64_t slow_consumers_total;  /* connections closed for a full queue */
+    uint64_t auth_failures_total;   /* refused tokens (upgrade, join, refresh, REST) */
     uint64_t protocol_errors_total; /* malformed or unexpected frames */
-    uint64_t rate_limited_total;  /* actions refused by a rate limit */
-    uint64_t broadcasts_total;    /* broadcasts published */
-    uint64_t rest_requests_total; /* REST broadcast requests */
+    uint64_t rate_limited_total;    /* actions refused by a rate limit */
+    uint64_t broadcasts_total;      /* broadcasts published */
+    uint64_t rest_requests_total;   /* REST broadcast requests */
     uint64_t hist[GW_HIST_BUCKETS]; /* fan-out latency buckets (cumulative on output) */
-    double hist_sum;              /* seconds */
-    uint64_t hist_count;          /* observations */
+    double hist_sum;                /* seconds */
+    uint64_t hist_count;            /* observations */
 };
 
 /* Per-IP connection counts (only used when max_connections_per_ip > 0). */
 struct gw_ipcount;
 
 struct gw {
-    const struct conf *conf;       /* borrowed from main */
-    struct auth *auth;             /* token verifier */
-    struct auth_rules *rules;      /* authorization rules */
-    struct fanout *fo;             /* subscription index */
-    struct lws_context *ctx;       /* the lws context */
-    struct lws_vhost *vh;          /* the one vhost */
-    struct gw_metrics m;           /* counters */
-    struct conn *conns;            /* all open connections (list) */
-    struct gw_ipcount *ipc;        /* per-IP counts or NULL */
+    const struct conf *conf;          /* borrowed from main */
+    struct auth *auth;                /* token verifier */
+    struct auth_rules *rules;         /* authorization rules */
+    struct fanout *fo;                /* subscription index */
+    struct lws_context *ctx;          /* the lws context */
+    struct lws_vhost *vh;             /* the one vhost */
+    struct gw_metrics m;              /* counters */
+    struct conn *conns;               /* all open connections (list) */
+    struct gw_ipcount *ipc;           /* per-IP counts or NULL */
     struct gw_bucket presence_bucket; /* process-wide presence events/s */
-    uint64_t ref_seq;              /* source of unique presence refs */
-    uint64_t ref_salt;             /* random per process, mixed into refs */
-    unsigned char *coalesce;       /* scratch buffer of GW_COALESCE_MAX bytes */
-    struct gw_buf scratch;         /* reusable encode buffer */
-    lws_sorted_usec_list_t sweep;  /* periodic idle / expiry sweep */
-    bool stopping;                 /* SIGTERM/SIGINT received */
-    uint64_t started_ms;           /* monotonic start time */
+    uint64_t ref_seq;                 /* source of unique presence refs */
+    uint64_t ref_salt;                /* random per process, mixed into refs */
+    unsigned char *coalesce;          /* scratch buffer of GW_COALESCE_MAX bytes */
+    struct gw_buf scratch;            /* reusable encode buffer */
+    lws_sorted_usec_list_t sweep;     /* periodic idle / expiry sweep */
+    bool stopping;                    /* SIGTERM/SIGINT received */
+    uint64_t started_ms;              /* monotonic start time */
 };
 
 /* A reply scheduled for later (join errors are delayed like the reference server). */
 struct delayed {
-    lws_sorted_usec_list_t sul;  /* timer */
-    struct conn *conn;           /* owner */
-    struct fanout_frame *frame;  /* frame to send */
-    bool close_after;            /* close the socket after sending */
-    struct delayed *next;        /* next of the owner's list */
+    lws_sorted_usec_list_t sul; /* timer */
+    struct conn *conn;          /* owner */
+    struct fanout_frame *frame; /* frame to send */
+    bool close_after;           /* close the socket after sending */
+    struct delayed *next;       /* next of the owner's list */
 };
 
 struct conn {
@@ -121,108 +121,82 @@ struct conn {
 };
 
 struct channel {
-    struct conn *conn;             /* owner */
-    char *topic;                   /* wire topic, "realtime:<sub>" (owned) */
-    size_t topic_len;              /* bytes */
-    const char *sub;               /* subtopic: points into topic */
-    size_t sub_len;                /* bytes */
-    char *join_ref;                /* the join's ref (owned) */
-    struct auth_identity *id;      /* identity used for this channel */
-    uint64_t token_hash;           /* hash of the access token in use, 0 = apikey */
-    unsigned perms;                /* AUTH_* bits allowed on this topic */
-    bool is_private;               /* config.private */
-    bool self;                     /* config.broadcast.self */
-    bool ack;                      /* config.broadcast.ack */
-    bool presence;                 /* presence enabled (join or track) */
-    bool tracked;                  /* has a presence entry */
-    char *presence_key;            /* presence key (owned) */
-    char *track_meta;              /* current tracked meta JSON text (owned) or NULL */
-    struct fanout_sub *bsub;       /* broadcast subscription or NULL */
-    struct fanout_sub *psub;       /* presence subscription or NULL */
+    struct conn *conn;               /* owner */
+    char *topic;                     /* wire topic, "realtime:<sub>" (owned) */
+    size_t topic_len;                /* bytes */
+    const char *sub;                 /* subtopic: points into topic */
+    size_t sub_len;                  /* bytes */
+    char *join_ref;                  /* the join's ref (owned) */
+    struct auth_identity *id;        /* identity used for this channel */
+    uint64_t token_hash;             /* hash of the access token in use, 0 = apikey */
+    unsigned perms;                  /* AUTH_* bits allowed on this topic */
+    bool is_private;                 /* config.private */
+    bool self;                       /* config.broadcast.self */
+    bool ack;                        /* config.broadcast.ack */
+    bool presence;                   /* presence enabled (join or track) */
+    bool tracked;                    /* has a presence entry */
+    char *presence_key;              /* presence key (owned) */
+    char *track_meta;                /* current tracked meta JSON text (owned) or NULL */
+    struct fanout_sub *bsub;         /* broadcast subscription or NULL */
+    struct fanout_sub *psub;         /* presence subscription or NULL */
     struct gw_window presence_calls; /* track/untrack calls per window */
 };
 
 /* server.c */
-struct gw *
-gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, struct gw_buf *err);
-int
-gw_run(struct gw *gw);
-void
-gw_free(struct gw *gw);
-void
-gw_stop(struct gw *gw);
+struct gw *gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules,
+                  struct gw_buf *err);
+int gw_run(struct gw *gw);
+void gw_free(struct gw *gw);
+void gw_stop(struct gw *gw);
 
 /* conn.c: connections and the out-queue */
-struct conn *
-gw__conn_new(struct gw *gw, struct lws *wsi, enum codec_vsn vsn, struct auth_identity *id,
-             const char *ip);
-void
-gw__conn_free(struct conn *c);
+struct conn *gw__conn_new(struct gw *gw, struct lws *wsi, enum codec_vsn vsn,
+                          struct auth_identity *id, const char *ip);
+void gw__conn_free(struct conn *c);
 /* Queues a frame (takes a new reference). Returns 0, or GW_ELIMIT when the queue is full:
  * the connection is then closed as a slow consumer. */
-int
-gw__conn_enqueue(struct conn *c, struct fanout_frame *f);
+int gw__conn_enqueue(struct conn *c, struct fanout_frame *f);
 /* Frames text (or binary) bytes into a new frame and queues it. */
-int
-gw__conn_send(struct conn *c, const void *p, size_t len, bool binary);
+int gw__conn_send(struct conn *c, const void *p, size_t len, bool binary);
 /* Requests a close with a code; the queue is dropped when `now` is set. */
-void
-gw__conn_close(struct conn *c, uint16_t code, const char *reason, bool now);
-int
-gw__conn_writeable(struct conn *c);
-int
-gw__conn_receive(struct conn *c, const void *in, size_t len);
+void gw__conn_close(struct conn *c, uint16_t code, const char *reason, bool now);
+int gw__conn_writeable(struct conn *c);
+int gw__conn_receive(struct conn *c, const void *in, size_t len);
 /* Schedules a frame to be sent after delay_ms (0: now); may close afterwards. */
-void
-gw__conn_send_later(struct conn *c, struct fanout_frame *f, uint32_t delay_ms, bool close_after);
+void gw__conn_send_later(struct conn *c, struct fanout_frame *f, uint32_t delay_ms,
+                         bool close_after);
 /* Builds a WebSocket frame (FIN, text or binary, unmasked) around len payload bytes. */
-struct fanout_frame *
-gw__frame_new(const void *p, size_t len, bool binary);
+struct fanout_frame *gw__frame_new(const void *p, size_t len, bool binary);
 /* Periodic checks: idle timeout and token expiry. */
-void
-gw__conn_sweep(struct conn *c, uint64_t now_ms, int64_t now_s);
+void gw__conn_sweep(struct conn *c, uint64_t now_ms, int64_t now_s);
 
 /* channel.c: protocol handling of one decoded message */
-void
-gw__channel_dispatch(struct conn *c, struct codec_msg *m);
-void
-gw__channel_close_all(struct conn *c);
-void
-gw__channel_check_expiry(struct conn *c, int64_t now_s);
+void gw__channel_dispatch(struct conn *c, struct codec_msg *m);
+void gw__channel_close_all(struct conn *c);
+void gw__channel_check_expiry(struct conn *c, int64_t now_s);
 /* Publishes a broadcast to (privacy, subtopic); exclude may be NULL. Returns deliveries. */
-int
-gw__broadcast_publish(struct gw *gw, bool is_private, const char *sub, size_t sub_len,
-                      struct codec_str event, struct codec_str meta, bool json,
-                      const void *payload, size_t len, const struct channel *exclude);
+int gw__broadcast_publish(struct gw *gw, bool is_private, const char *sub, size_t sub_len,
+                          struct codec_str event, struct codec_str meta, bool json,
+                          const void *payload, size_t len, const struct channel *exclude);
 
 /* http.c */
-int
-gw__http_request(struct gw *gw, struct lws *wsi, const char *path, void **http_state);
-int
-gw__http_body(struct gw *gw, struct lws *wsi, void *http_state, const void *in, size_t len);
-int
-gw__http_body_done(struct gw *gw, struct lws *wsi, void *http_state);
-void
-gw__http_state_free(void *http_state);
+int gw__http_request(struct gw *gw, struct lws *wsi, const char *path, void **http_state);
+int gw__http_body(struct gw *gw, struct lws *wsi, void *http_state, const void *in, size_t len);
+int gw__http_body_done(struct gw *gw, struct lws *wsi, void *http_state);
+void gw__http_state_free(void *http_state);
 /* Answers the WebSocket upgrade filter: 0 to accept, -1 after writing an HTTP error. */
-int
-gw__http_send(struct lws *wsi, unsigned status, const char *content_type, const char *body,
-              size_t len);
+int gw__http_send(struct lws *wsi, unsigned status, const char *content_type, const char *body,
+                  size_t len);
 
 /* Reads a query argument ("name=" with the '='); returns the value inside buf or NULL. */
-const char *
-gw__urlarg(struct lws *wsi, const char *name, char *buf, int len);
+const char *gw__urlarg(struct lws *wsi, const char *name, char *buf, int len);
 
 /* metrics.c */
-void
-gw__metrics_observe(struct gw_metrics *m, double seconds);
-void
-gw__metrics_render(const struct gw *gw, struct gw_buf *out);
+void gw__metrics_observe(struct gw_metrics *m, double seconds);
+void gw__metrics_render(const struct gw *gw, struct gw_buf *out);
 
 /* ipcount in server.c */
-bool
-gw__ip_acquire(struct gw *gw, const char *ip);
-void
-gw__ip_release(struct gw *gw, const char *ip);
+bool gw__ip_acquire(struct gw *gw, const char *ip);
+void gw__ip_release(struct gw *gw, const char *ip);
 
 #endif

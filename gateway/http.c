@@ -22,14 +22,14 @@ enum route {
 };
 
 struct http_req {
-    enum route route;             /* which POST endpoint */
-    struct auth_identity *id;     /* caller, verified from Bearer or apikey */
-    struct gw_buf body;           /* collected body */
-    bool too_big;                 /* body exceeded max_rest_body_bytes */
-    bool is_private;              /* single: ?private=true */
-    bool raw;                     /* single: body is application/octet-stream */
-    char *topic;                  /* single: subtopic (owned) */
-    char *event;                  /* single: event (owned) */
+    enum route route;         /* which POST endpoint */
+    struct auth_identity *id; /* caller, verified from Bearer or apikey */
+    struct gw_buf body;       /* collected body */
+    bool too_big;             /* body exceeded max_rest_body_bytes */
+    bool is_private;          /* single: ?private=true */
+    bool raw;                 /* single: body is application/octet-stream */
+    char *topic;              /* single: subtopic (owned) */
+    char *event;              /* single: event (owned) */
 };
 
 #define API_PREFIX "/realtime/v1/api/broadcast"
@@ -92,8 +92,8 @@ cors_preflight(struct lws *wsi)
         return -1;
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
         if (lws_add_http_header_by_name(wsi, (const unsigned char *)h[i][0],
-                                        (const unsigned char *)h[i][1], (int)strlen(h[i][1]),
-                                        &p, end))
+                                        (const unsigned char *)h[i][1], (int)strlen(h[i][1]), &p,
+                                        end))
             return -1;
     }
     if (lws_add_http_header_content_length(wsi, 0, &p, end) ||
@@ -148,9 +148,12 @@ mime_of(const char *name)
 {
     const char *dot = strrchr(name, '.');
     static const char *const map[][2] = {
-        { ".html", "text/html; charset=utf-8" }, { ".js", "text/javascript; charset=utf-8" },
-        { ".css", "text/css; charset=utf-8" },   { ".json", "application/json" },
-        { ".svg", "image/svg+xml" },             { ".png", "image/png" },
+        { ".html", "text/html; charset=utf-8" },
+        { ".js", "text/javascript; charset=utf-8" },
+        { ".css", "text/css; charset=utf-8" },
+        { ".json", "application/json" },
+        { ".svg", "image/svg+xml" },
+        { ".png", "image/png" },
         { ".ico", "image/x-icon" },
     };
 
@@ -373,8 +376,7 @@ batch_check(struct gw *gw, json_t *msgs, unsigned *status)
         *status = 429;
         return "Too many messages to broadcast, please reduce the batch size";
     }
-    json_array_foreach(msgs, i, m)
-    {
+    json_array_foreach(msgs, i, m) {
         json_t *topic = json_object_get(m, "topic"), *event = json_object_get(m, "event");
         json_t *payload = json_object_get(m, "payload");
         size_t plen;
@@ -435,8 +437,7 @@ post_batch(struct gw *gw, struct lws *wsi, struct http_req *req)
         json_decref(root);
         return rc;
     }
-    json_array_foreach(json_object_get(root, "messages"), i, m)
-    {
+    json_array_foreach(json_object_get(root, "messages"), i, m) {
         batch_publish_one(gw, req->id, m);
     }
     json_decref(root);

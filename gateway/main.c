@@ -69,8 +69,9 @@ cmd_token(const struct conf *c, const struct conf_list *args)
     if (!*c->jwt_secret)
         return fail("token", "jwt_secret is not set (use --jwt_secret or TIDINGS_JWT_SECRET)");
     gw_buf_init(&claims);
-    for (size_t i = 0; i < args->n; i++) {
-        const char *a = args->items[i].value, *v = i + 1 < args->n ? args->items[i + 1].value : NULL;
+    for (size_t i = 0; i < args->n; i += 2) {
+        const char *a = args->items[i].value,
+                   *v = i + 1 < args->n ? args->items[i + 1].value : NULL;
         const char *eq;
 
         if (!v)
@@ -91,7 +92,6 @@ cmd_token(const struct conf *c, const struct conf_list *args)
             return fail("token", "usage: tidings token [--role R] [--sub S] [--ttl SECONDS] "
                                  "[--claim NAME=VALUE ...]");
         }
-        i++;
     }
     {
         struct gw_buf json;

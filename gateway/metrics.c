@@ -6,9 +6,8 @@
 
 #include "gateway/gateway_int.h"
 
-static const double bounds[GW_HIST_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001,
-                                                0.0025, 0.005,   0.01,   0.025,
-                                                0.05,   0.1,     0.25,   0.5 };
+static const double bounds[GW_HIST_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                0.01,   0.025,   0.05,   0.1,   0.25,   0.5 };
 
 void
 gw__metrics_observe(struct gw_metrics *m, double seconds)
@@ -26,8 +25,8 @@ gw__metrics_observe(struct gw_metrics *m, double seconds)
 static void
 metric(struct gw_buf *out, const char *name, const char *type, const char *help, uint64_t v)
 {
-    gw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
-                  name, v);
+    gw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name,
+                  v);
 }
 
 static void

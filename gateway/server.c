@@ -19,10 +19,10 @@
 
 /* Per-session data, zeroed by lws; shared by the HTTP and WebSocket phases. */
 struct pss {
-    struct conn *conn;            /* the WebSocket connection, once established */
+    struct conn *conn;             /* the WebSocket connection, once established */
     struct auth_identity *pending; /* identity verified at upgrade, until ESTABLISHED */
-    void *http;                   /* HTTP request state (http.c) */
-    uint8_t vsn;                  /* negotiated protocol version */
+    void *http;                    /* HTTP request state (http.c) */
+    uint8_t vsn;                   /* negotiated protocol version */
 };
 
 static volatile sig_atomic_t got_signal;
@@ -31,9 +31,9 @@ static struct lws_context *signal_ctx;
 #define IPC_BUCKETS 4096
 
 struct ipnode {
-    char ip[48];          /* address text */
-    uint32_t n;           /* open connections */
-    struct ipnode *next;  /* chain */
+    char ip[48];         /* address text */
+    uint32_t n;          /* open connections */
+    struct ipnode *next; /* chain */
 };
 
 struct gw_ipcount {
@@ -149,8 +149,8 @@ ws_path_ok(struct lws *wsi)
 
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
         return false;
-    return strcmp(path, "/realtime/v1/websocket") == 0 ||
-           strcmp(path, "/socket/websocket") == 0 || strcmp(path, "/realtime/v1/websocket/") == 0;
+    return strcmp(path, "/realtime/v1/websocket") == 0 || strcmp(path, "/socket/websocket") == 0 ||
+           strcmp(path, "/realtime/v1/websocket/") == 0;
 }
 
 static int
@@ -255,8 +255,8 @@ ws_closed(struct pss *pss)
 /* ---- the protocol callback: a dispatcher ---- */
 
 static int
-http_cb(struct gw *gw, struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss,
-        void *in, size_t len)
+http_cb(struct gw *gw, struct lws *wsi, enum lws_callback_reasons reason, struct pss *pss, void *in,
+        size_t len)
 {
     switch (reason) {
     case LWS_CALLBACK_HTTP:

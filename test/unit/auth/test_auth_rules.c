@@ -104,23 +104,32 @@ test_public_default_off(void)
 static void
 test_cognito_claims(void)
 {
+    /* The Cognito example of docs/AUTH.md, plus a presence-free private variant. */
     static const char *const rules[] = {
-        "allow any all * cognito:groups=admin",
-        "allow private join,broadcast.* partner:{custom:business_id} custom:business_id=*",
+        "allow any all * custom:role=admin|super_admin",
+        "allow any join,broadcast.read,presence.* partner:{custom:business_id} "
+        "custom:role=partner",
+        "allow private join,broadcast.* team:{custom:business_id} custom:business_id=*",
         "deny any all partner:*",
     };
-    struct auth_rules *r = load(true, rules, 3);
-    struct auth_identity *p =
-        auth_identity_from_json("{\"role\":\"authenticated\",\"custom:business_id\":\"77\"}", NULL);
-    struct auth_identity *none = auth_identity_from_json("{\"role\":\"authenticated\"}", NULL);
-    struct auth_identity *adm =
-        auth_identity_from_json("{\"role\":\"authenticated\",\"cognito:groups\":\"admin\"}", NULL);
+    struct auth_rules *r = load(true, rules, 4);
+    struct auth_identity *p = auth_identity_from_json(
+        "{\"custom:role\":\"partner\",\"custom:business_id\":\"77\"}", "custom:role");
+    struct auth_identity *none =
+        auth_identity_from_json("{\"custom:role\":\"partner\"}", "custom:role");
+    struct auth_identity *adm = auth_identity_from_json(
+        "{\"custom:role\":\"super_admin\",\"cognito:groups\":[\"admin\"]}", "custom:role");
 
     ASSERT_NOT_NULL(r);
-    ASSERT_UINT_EQ(eval(r, p, true, "partner:77"), USER_TOPIC);
-    ASSERT_UINT_EQ(eval(r, p, true, "partner:78"), 0);
+    ASSERT_STR_EQ(auth_identity_role(p), "partner");
+    ASSERT_UINT_EQ(eval(r, p, true, "partner:77"), PARTNER_READ);
+    ASSERT_UINT_EQ(eval(r, p, false, "partner:78"), 0);
+    ASSERT_UINT_EQ(eval(r, p, true, "team:77"), USER_TOPIC);
+    ASSERT_UINT_EQ(eval(r, p, true, "team:78"), 0);
     ASSERT_UINT_EQ(eval(r, none, true, "partner:77"), 0);
+    ASSERT_UINT_EQ(eval(r, none, true, "team:77"), 0);
     ASSERT_UINT_EQ(eval(r, adm, true, "partner:78"), AUTH_ALL);
+    ASSERT_NULL(auth_identity_claim(adm, "cognito:groups")); /* arrays have no text */
     auth_identity_unref(p);
     auth_identity_unref(none);
     auth_identity_unref(adm);
