@@ -283,6 +283,9 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
     struct gw *gw = lws_context_user(lws_get_context(wsi));
     struct pss *pss = user;
 
+    /* lws may call us without session data, e.g. for a request it refused while parsing. */
+    if (!pss && reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return ws_filter(gw, wsi, pss);
@@ -297,10 +300,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
         ws_closed(pss);
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        if (pss) {
-            auth_identity_unref(pss->pending);
-            pss->pending = NULL;
-        }
+        auth_identity_unref(pss->pending);
+        pss->pending = NULL;
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (got_signal)
