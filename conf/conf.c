@@ -37,6 +37,7 @@
 #define SEC_SERVER "server"
 #define SEC_AUTHN  "authentication"
 #define SEC_AUTHZ  "authorization"
+#define SEC_PG     "postgresql"
 #define SEC_LIMITS "limits"
 
 #define OPT(n, t, d, lo, hi, ch, sec, h)                                                      \
@@ -79,6 +80,23 @@ static const struct conf_option options[] = {
              "allow every action on public channels when no rule matches"),
     OPT_BOOL(private_only, "no", SEC_AUTHZ,
              "reject joins of public channels (only config.private channels are allowed)"),
+    OPT_STR(pg, "", NULL, SEC_PG,
+            "libpq connection string of the database to LISTEN to (e.g. 'host=127.0.0.1 "
+            "dbname=app user=tidings'); empty = no postgres_changes"),
+    OPT_BOOL(pg_install_sql, "yes", SEC_PG,
+             "install or upgrade the SQL of schema tidings when connecting (needs CREATE rights); "
+             "'tidings sql print' shows it for manual installation"),
+    OPT_BOOL(pg_realtime_compat, "no", SEC_PG,
+             "also install schema realtime with send() and broadcast_changes() so Supabase "
+             "triggers work unchanged"),
+    OPT(notify_channel, CONF_LIST, "", 0, 0, NULL, SEC_PG,
+        "'CHANNEL [TOPIC]': forward plain NOTIFYs on CHANNEL as broadcasts (event = CHANNEL) to "
+        "public topic TOPIC (default CHANNEL); repeat for more channels"),
+    OPT_INT(catchup_window, "300", 10, 86400, SEC_PG,
+            "seconds of changes kept in tidings.outbox and replayed after a reconnect or restart"),
+    OPT(row_rule, CONF_LIST, "", 0, 0, NULL, SEC_PG,
+        "row visibility 'TABLE all|COLUMN={CLAIM} [CLAIM=V1|V2 ...]' for postgres_changes; first "
+        "match decides, no match = no rows"),
     OPT_LIMIT(max_connections, "100000", 1, 10000000,
               "concurrent WebSocket connections for the whole process"),
     OPT_LIMIT(max_connections_per_ip, "0", 0, 10000000,
@@ -684,7 +702,7 @@ print_section(FILE *out, const char *section, int width)
 void
 conf_print_help(FILE *out, const char *prog)
 {
-    static const char *const sections[] = { SEC_SERVER, SEC_AUTHN, SEC_AUTHZ, SEC_LIMITS };
+    static const char *const sections[] = { SEC_SERVER, SEC_AUTHN, SEC_AUTHZ, SEC_PG, SEC_LIMITS };
     char flag[128];
     int width = 0;
 

@@ -47,6 +47,13 @@ struct conf {
     struct conf_list rule; /* `rule` lines, in order */
     bool public_default;   /* allow public topics no rule matches */
     bool private_only;     /* reject joins of public channels */
+    /* postgresql */
+    char *pg;                        /* libpq connection string, "" = no database */
+    bool pg_install_sql;             /* install/upgrade schema tidings at start */
+    bool pg_realtime_compat;         /* also install the `realtime` compat schema */
+    struct conf_list notify_channel; /* `CHANNEL [TOPIC]` plain NOTIFY channels to forward */
+    int catchup_window;              /* seconds of outbox kept for catch-up */
+    struct conf_list row_rule;       /* `row_rule` lines, in order */
     /* limits */
     int max_connections;                /* concurrent WebSocket connections */
     int max_connections_per_ip;         /* 0 = unlimited */

@@ -73,6 +73,29 @@ void pg_listener_free(struct pg_listener *l);
 /* Current state and its detail text (borrowed; valid until the next state change). */
 enum pg_state pg_listener_state(const struct pg_listener *l, const char **detail);
 
+/* A column of an enabled table. */
+struct pg_column {
+    const char *name; /* attribute name */
+    const char *type; /* pg_type.typname, e.g. "int8", "_text" */
+};
+
+/* A table enabled with tidings.enable_changes(). */
+struct pg_table {
+    const char *schema;              /* schema name */
+    const char *name;                /* table name */
+    const struct pg_column *columns; /* in attribute order */
+    size_t n_columns;                /* entries in columns */
+    bool replica_full;               /* REPLICA IDENTITY FULL */
+};
+
+/*
+ * Looks up an enabled table (loaded at connect and reloaded whenever enable_changes or
+ * disable_changes runs). Returns NULL when the table is not enabled or the listener is
+ * not connected yet. Valid until the listener next runs (do not keep it).
+ */
+const struct pg_table *pg_listener_table(const struct pg_listener *l, const char *schema,
+                                         const char *table);
+
 /* The SQL of listen/sql/ in install order, concatenated (static storage). */
 const char *pg_sql_text(void);
 /* Installs the SQL synchronously over a blocking connection (for `tidings sql install`).

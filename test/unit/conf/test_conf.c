@@ -94,7 +94,8 @@ value_text(struct conf *c, const struct conf_option *o, char *buf, size_t n)
         snprintf(buf, n, "(list)");
 }
 
-static const char *const sections[] = { "server", "authentication", "authorization", "limits" };
+static const char *const sections[] = { "server", "authentication", "authorization", "postgresql",
+                                        "limits" };
 
 static size_t
 field_size(const struct conf_option *o)
@@ -137,11 +138,11 @@ test_table(void)
     size_t n = 0;
     const struct conf_option *o = conf_options(&n);
 
-    ASSERT_INT_EQ(n, 33); /* one row per field of struct conf */
+    ASSERT_INT_EQ(n, 39); /* one row per field of struct conf */
     ASSERT_TRUE(rows_cover_struct(o, n));
     for (size_t i = 0; i < n; i++) {
         bool known = false;
-        for (size_t k = 0; k < 4; k++)
+        for (size_t k = 0; k < sizeof sections / sizeof sections[0]; k++)
             known = known || strcmp(o[i].section, sections[k]) == 0;
         ASSERT_TRUE(known);
         ASSERT_TRUE(strlen(o[i].help) > 20);
@@ -747,7 +748,7 @@ test_help(void)
             fprintf(stderr, "--help lacks %s\n", o[i].name);
         ASSERT_NOT_NULL(strstr(text, want));
     }
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < sizeof sections / sizeof sections[0]; k++) {
         snprintf(want, sizeof(want), "\n%s:\n", sections[k]);
         ASSERT_NOT_NULL(strstr(text, want));
     }
