@@ -38,6 +38,8 @@ struct pg_event {
     const char *channel;     /* NOTIFY channel name (NOTIFY only), NUL-terminated */
     const char *json;        /* payload bytes, NUL-terminated */
     size_t len;              /* payload length in bytes */
+    bool restart_catchup;    /* committed while no listener of this process was running
+                                (catch-up from the saved cursor at start-up) */
 };
 
 typedef void pg_listener_event_fn(void *ud, const struct pg_event *ev);
