@@ -16,6 +16,7 @@
 
 #include "auth/auth.h"
 #include "base/base.h"
+#include "base/loop.h"
 #include "conf/conf.h"
 #include "fanout/fanout.h"
 #include "gateway/codec.h"
@@ -70,6 +71,7 @@ struct gw {
     struct fanout *fo;                /* subscription index */
     struct lws_context *ctx;          /* the lws context */
     struct lws_vhost *vh;             /* the one vhost */
+    struct gw_loop *loop;             /* loop services for listen/ (on lws) */
     struct gw_metrics m;              /* counters */
     struct conn *conns;               /* all open connections (list) */
     struct gw_ipcount *ipc;           /* per-IP counts or NULL */
@@ -190,6 +192,12 @@ int gw__http_send(struct lws *wsi, unsigned status, const char *content_type, co
 
 /* Reads a query argument ("name=" with the '='); returns the value inside buf or NULL. */
 const char *gw__urlarg(struct lws *wsi, const char *name, char *buf, int len);
+
+/* loop_lws.c: base/loop.h on lws; the "fdw" protocol callback serves its raw-file wsis. */
+struct gw_loop *gw__loop_lws_new(struct lws_context *ctx, struct lws_vhost *vh);
+void gw__loop_lws_free(struct gw_loop *loop);
+int gw__loop_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len);
 
 /* metrics.c */
 void gw__metrics_observe(struct gw_metrics *m, double seconds);

@@ -318,6 +318,7 @@ static const struct lws_protocols protocols_tpl[] = {
       .per_session_data_size = sizeof(struct pss),
       .rx_buffer_size = 1024,
       .tx_packet_size = GW_COALESCE_MAX },
+    { .name = "fdw", .callback = gw__loop_lws_callback },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -401,6 +402,7 @@ gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, str
         return NULL;
     }
     gw->vh = lws_get_vhost_by_name(gw->ctx, "default");
+    gw->loop = gw__loop_lws_new(gw->ctx, gw->vh);
     lws_sul_schedule(gw->ctx, 0, &gw->sweep, sweep, LWS_US_PER_SEC);
     return gw;
 }
@@ -437,6 +439,7 @@ gw_free(struct gw *gw)
         lws_context_destroy(gw->ctx);
     }
     signal_ctx = NULL;
+    gw__loop_lws_free(gw->loop);
     fanout_free(gw->fo);
     ipcount_free(gw->ipc);
     gw_buf_release(&gw->scratch);
