@@ -33,7 +33,7 @@ check_file() {
         if [[ $inc == */* && -d $proj && -f $inc ]]; then
             case "$mod" in
             base) [[ $proj == base ]] || violation "$f:$line" "base/ must not include $inc" ;;
-            conf | auth | fanout | listen)
+            conf | auth | fanout | listen | filter)
                 [[ $proj == base || $proj == "$mod" ]] || violation "$f:$line" "$mod/ may include only base/ and itself, not $inc" ;;
             esac
         fi
