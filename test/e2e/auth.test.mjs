@@ -51,6 +51,11 @@ const key = sign({ role: 'anon' });
 const hs = (claims, opts) => sign(claims, opts);
 const WRONG = 'a-completely-different-secret-0123456789-xyz';
 const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+// A correctly HS256-signed token whose payload is the given text (not necessarily JSON).
+function signRaw(payloadText) {
+    const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${Buffer.from(payloadText).toString('base64url')}`;
+    return `${input}.${crypto.createHmac('sha256', SECRET).update(input).digest('base64url')}`;
+}
 
 const BAD = {
     expired: { token: hs({ exp: nowS() - 120 }), error: /^Token has expired \d+ seconds ago$|^Token has expired$/, join: /^InvalidJWTToken: Token has expired \d+ seconds ago$/ },
@@ -60,7 +65,8 @@ const BAD = {
     'wrong secret': { token: hs({}, { secret: WRONG }), error: /^Failed to validate JWT signature$/, join: /^JwtSignatureError: Failed to validate JWT signature$/ },
     'not a JWT': { token: 'garbage', error: /^The token provided is not a valid JWT$/, join: /^MalformedJWT: The token provided is not a valid JWT$/ },
     'bad base64 and JSON': { token: 'eyJ!!!.%%%.abc', error: /^The token provided is not a valid JWT$/, join: /^MalformedJWT: The token provided is not a valid JWT$/ },
-    'payload not JSON': { token: `${b64({ alg: 'HS256', typ: 'JWT' })}.${Buffer.from('{nope').toString('base64url')}.sig`, error: /^The token provided is not a valid JWT$/, join: /^MalformedJWT: / },
+    'payload not JSON (signed)': { token: signRaw('{nope'), error: /^The token provided is not a valid JWT$/, join: /^MalformedJWT: The token provided is not a valid JWT$/ },
+    'payload a JSON array (signed)': { token: signRaw('[1,2]'), error: /^The token provided is not a valid JWT$/, join: /^MalformedJWT: The token provided is not a valid JWT$/ },
     'alg none': { token: `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ role: 'anon', exp: nowS() + 3600 })}.`, error: /^(The token provided is not a valid JWT|Failed to validate JWT signature)$/, join: /^(MalformedJWT|JwtSignatureError): / },
     'RS256 on an HS256-only gateway': { token: hs({}, { alg: 'RS256', key: rsa.privateKey }), error: /^(The token provided is not a valid JWT|Failed to validate JWT signature)$/, join: /^(MalformedJWT|JwtSignatureError): / },
 };

@@ -5,11 +5,13 @@
 // joins per second, events per second, presence calls.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 
 import {
     assertServes,
     asBroadcast,
     encodeKind3,
+    httpRequest,
     rawConnect,
     sign,
     test,
@@ -248,5 +250,51 @@ test('H14 many sockets opened and dropped abruptly mid-join leave the gateway he
         raw.send(['1', '2', `realtime:${uniq('h14')}`, 'presence', { type: 'presence', event: 'track', payload: {} }]);
         raw.close();
     }
+    await assertServes(gw, key);
+});
+
+// Sends raw bytes on a fresh TCP connection; resolves with what came back (or '' on reset).
+function rawHttp(g, bytes, waitMs = 1500) {
+    return new Promise((resolve) => {
+        const sock = net.connect(g.port, '127.0.0.1');
+        let out = '';
+        const done = () => {
+            sock.destroy();
+            resolve(out);
+        };
+        const timer = setTimeout(done, waitMs);
+        sock.on('data', (d) => (out += d.toString('latin1')));
+        sock.on('error', () => {});
+        sock.on('close', () => {
+            clearTimeout(timer);
+            resolve(out);
+        });
+        sock.write(bytes);
+    });
+}
+
+test('H15 odd HTTP requests get an HTTP error or a close, never a crash (DESIGN 5)', async () => {
+    const paths = ['/nope%00x', '/%', '/%zz', '/realtime/v1/websocket%00?apikey=x', `/${'a'.repeat(10_000)}`, '/realtime/v1/api/broadcast/%00/events/%00', '/healthz%00'];
+    for (const p of paths) {
+        const r = await httpRequest('GET', `${gw.url}/`, { rawPath: p }).catch((e) => ({ status: 'reset', body: String(e) }));
+        assert.ok(r.status === 'reset' || r.status >= 400, `${p.slice(0, 60)}: HTTP ${r.status}`);
+        assert.equal(gw.exited(), null, `gateway died on GET ${p.slice(0, 60)}`);
+    }
+    const junk = [
+        'GARBAGE\r\n\r\n',
+        'GET / HTTP/9.9\r\n\r\n',
+        'GET /healthz HTTP/1.0\r\n\r\n',
+        `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`,
+        'POST /realtime/v1/api/broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n{}',
+        'POST /realtime/v1/api/broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}',
+        'GET /realtime/v1/websocket?apikey=x&vsn=2.0.0 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+        '\x00\x01\x02\x03\xff\xfe\r\n\r\n',
+    ];
+    for (const j of junk) {
+        await rawHttp(gw, Buffer.from(j, 'latin1'));
+        assert.equal(gw.exited(), null, `gateway died on ${JSON.stringify(j.slice(0, 60))}`);
+    }
+    const h = await httpRequest('GET', `${gw.url}/healthz`);
+    assert.equal(h.status, 200);
     await assertServes(gw, key);
 });

@@ -3,9 +3,10 @@
 
 import assert from 'node:assert/strict';
 
-import { client, rawConnect, sign, subscribe, test, useGateway, waitFor, wsUrlFor } from './lib.mjs';
+import { client, rawConnect, sign, sleep, subscribe, test, useGateway, waitFor, wsUrlFor } from './lib.mjs';
 
 const gw = useGateway();
+const gwSmall = useGateway({ args: { max_connections: 3, idle_timeout: 10 } });
 const key = sign({ role: 'anon' });
 
 test('A1 supabase-js (vsn 2.0.0) subscribes to room1 (PROTOCOL 4.2, 4.3)', async () => {
@@ -94,4 +95,49 @@ test('A7 two channels on one socket get distinct join refs and both join (PROTOC
     assert.equal(joins.length, 2);
     assert.notEqual(joins[0][0], joins[1][0]);
     await waitFor(() => sb.frames.recv.filter((f) => Array.isArray(f) && f[3] === 'phx_reply').length >= 2);
+});
+
+test('A8 an unsupported vsn is refused at the upgrade (PROTOCOL 1.1)', async () => {
+    for (const vsn of ['3.0.0', 'x']) {
+        const err = await rawConnect(wsUrlFor(gw, key, vsn)).then((r) => {
+            r.close();
+            return null;
+        }, (e) => e);
+        assert.ok(err && err.status >= 400 && err.status < 500, `vsn ${vsn}: ${err ? err.status : 'accepted'}`);
+    }
+});
+
+test('A9 --max_connections: one more upgrade gets 429 "Too many connected users" (PROTOCOL 1.1, 9)', async () => {
+    const open = [];
+    for (let i = 0; i < 3; i++) open.push(await rawConnect(wsUrlFor(gwSmall, key)));
+    const err = await rawConnect(wsUrlFor(gwSmall, key)).then(() => null, (e) => e);
+    assert.ok(err, 'the fourth connection was accepted');
+    assert.equal(err.status, 429);
+    assert.deepEqual(JSON.parse(err.body), { error: 'Too many connected users' });
+    open[0].close();
+    await open[0].closed;
+    const again = await waitFor(() => rawConnect(wsUrlFor(gwSmall, key)).catch(() => null), 3000, 'a free slot');
+    await again.heartbeat();
+    for (const r of [...open, again]) {
+        r.close();
+        await r.closed;
+    }
+    // Let the gateway see the closes before the next test uses this gateway.
+    await sleep(300);
+});
+
+test('A10 --idle_timeout closes a silent socket; heartbeats keep a socket open (PROTOCOL 3)', async () => {
+    const silent = await rawConnect(wsUrlFor(gwSmall, key));
+    const beating = await rawConnect(wsUrlFor(gwSmall, key));
+    const t0 = Date.now();
+    let closedAt = 0;
+    silent.closed.then(() => (closedAt = Date.now()));
+    while (Date.now() - t0 < 14_000 && !closedAt) {
+        await beating.heartbeat();
+        await sleep(2000);
+    }
+    assert.ok(closedAt, 'the silent socket was not closed within 14 s (idle_timeout 10 s)');
+    assert.ok(closedAt - t0 >= 9000, `closed after ${closedAt - t0} ms, before idle_timeout`);
+    assert.ok(!beating.isClosed(), 'the socket that sent heartbeats was closed');
+    await beating.heartbeat();
 });

@@ -101,7 +101,15 @@ export function useGateway(opts = {}) {
     });
     after(async () => {
         await closeAll();
-        if (handle.stop) await handle.stop();
+        if (!handle.stop) return;
+        const wasDead = handle.exited && handle.exited();
+        const ex = await handle.stop();
+        // A clean shutdown is exit code 0 (or death by the SIGTERM itself). Anything else,
+        // e.g. a sanitizer report, a crash or a hang that needed SIGKILL, fails the file.
+        const clean = !wasDead && (ex.code === 0 || (ex.code === null && ex.signal === 'SIGTERM'));
+        if (!clean) {
+            throw new Error(`gateway :${handle.port} did not stop cleanly: ${JSON.stringify(ex)}\n${handle.stderr().slice(-6000)}`);
+        }
     });
     return handle;
 }
@@ -394,7 +402,7 @@ export function wsUrlFor(gw, key, vsn = '2.0.0', extra = '') {
 //   frames      every received message in order, decoded (decodeAny), each with .seq
 //   send(x)     arrays/objects are JSON-encoded, strings and Buffers sent as is
 //   next(pred, timeoutMs)  the first not-yet-taken frame matching pred (taken afterwards)
-//   none(pred, ms)         throws if a frame matching pred arrives within ms
+//   none(pred, ms)         throws if a not-yet-taken frame matching pred is there after ms
 //   closed      promise of {code, reason} once the socket closed; isClosed()
 //   ref()       a fresh ref string; join(topic, config, extra) joins and returns the reply
 export function rawConnect(url, opts = {}) {
@@ -472,9 +480,11 @@ export function rawConnect(url, opts = {}) {
                     await sleep(10);
                 }
             },
+            // Frames already returned by next() are not considered.
             async none(pred, ms = 400, what = 'frame') {
                 await sleep(ms);
-                const bad = frames.find((f) => {
+                const bad = frames.find((f, i) => {
+                    if (taken.has(i)) return false;
                     try {
                         return pred(f);
                     } catch {
@@ -544,11 +554,12 @@ export function asBroadcast(f, topic) {
 
 /* ----------------------------------------------------------------------------- HTTP */
 
-// A plain HTTP request (no keep-alive, path sent verbatim). Resolves with
-// {status, headers, body (string), buf (Buffer), json()}.
-export function httpRequest(method, url, { headers = {}, body, timeoutMs = 5000, rawPath } = {}) {
+// A plain HTTP request (no keep-alive, path sent verbatim, Content-Length set unless
+// chunked is true). Resolves with {status, headers, body (string), buf (Buffer), json()}.
+export function httpRequest(method, url, { headers = {}, body, timeoutMs = 5000, rawPath, chunked = false } = {}) {
     return new Promise((resolve, reject) => {
         const u = new URL(url);
+        if (body !== undefined && !chunked) headers = { 'Content-Length': Buffer.byteLength(body), ...headers };
         const req = http.request(
             {
                 host: u.hostname,

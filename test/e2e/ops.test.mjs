@@ -94,7 +94,7 @@ test('J3 metrics follow connections, joins, messages and errors (DESIGN 6)', asy
         const x = await metrics(gw);
         return v(x, 'tidings_messages_out_total') >= v(m0, 'tidings_messages_out_total') + 1 ? x : null;
     }, 3000, 'messages_out +1');
-    assert.equal(v(m, 'tidings_messages_in_total'), v(m0, 'tidings_messages_in_total') + 1);
+    assert.ok(v(m, 'tidings_messages_in_total') >= v(m0, 'tidings_messages_in_total') + 1);
     assert.ok(v(m, 'tidings_bytes_out_total') > v(m0, 'tidings_bytes_out_total'));
     assert.ok(v(m, 'tidings_broadcast_fanout_seconds_count') >= v(m0, 'tidings_broadcast_fanout_seconds_count') + 1);
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 
 import { client, never, rawConnect, sign, subscribe, test, uniq, useGateway, waitFor, wsUrlFor } from './lib.mjs';
 
-const gw = useGateway();
+const gw = useGateway({ args: { max_presence_calls: 50 } });
 const key = sign({ role: 'authenticated' });
 
 // A subscribed presence channel. Records every sync/join/leave callback.

@@ -231,3 +231,15 @@ test('C13 URL-encoded topic and event names in the single endpoint (PROTOCOL 6.4
     await waitFor(() => got.length === 1, 3000, 'delivery');
     assert.deepEqual(got[0], { type: 'broadcast', event: 'my évent', payload: { ok: true } });
 });
+
+test('C14 a chunked request body is answered (202, or 411/400), never left hanging (HTTP/1.1)', async () => {
+    const name = uniq('c14');
+    const got = await listener(name);
+    const r = await httpRequest('POST', `${gw.url}/realtime/v1/api/broadcast`, {
+        headers: { apikey: key, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ messages: [{ topic: name, event: 'chunked', payload: { c: 1 }, private: false }] }),
+        chunked: true,
+    });
+    assert.ok([202, 400, 411].includes(r.status), `HTTP ${r.status} ${r.body}`);
+    if (r.status === 202) await waitFor(() => got.length === 1, 3000, 'delivery of the chunked request');
+});
