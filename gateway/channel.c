@@ -734,14 +734,10 @@ presence_track(struct channel *ch, struct codec_msg *m, json_t *payload)
     struct gw *gw = ch->conn->gw;
     char key[FO_KEY_MAX], ref[24];
     size_t klen = fo_key(key, 'p', ch->is_private, ch->sub, ch->sub_len);
-    char *meta = json_dumps(payload ? payload : json_object(), JSON_COMPACT);
+    char *meta = payload ? json_dumps(payload, JSON_COMPACT) : gw_xstrdup("{}");
     struct presence_old old = { 0 };
     struct fanout_presence p;
 
-    if (!payload) {
-        free(meta);
-        meta = gw_xstrdup("{}");
-    }
     if (strlen(meta) > (size_t)gw->conf->max_payload_bytes) {
         free(meta);
         chan_shutdown(ch, "Track message size exceeded");
