@@ -106,9 +106,8 @@ ch_jr(const struct channel *ch)
     return cstr(ch->join_ref);
 }
 
-/* Sends a `system` message of the channel: {"extension","status","message","channel"}. */
-static void
-push_system(struct channel *ch, const char *extension, const char *status, const char *msg)
+void
+gw__channel_system(struct channel *ch, const char *extension, const char *status, const char *msg)
 {
     struct gw_buf p;
 
@@ -276,6 +275,8 @@ chan_remove(struct channel *ch)
     fanout_unsubscribe(gw->fo, ch->psub);
     ch->bsub = ch->psub = NULL;
     presence_untrack(ch);
+    gw__pg_leave(ch);
+    json_decref(ch->pg_params);
     for (uint32_t i = 0; i < c->n_chans; i++) {
         if (c->chans[i] == ch) {
             c->chans[i] = c->chans[--c->n_chans];
@@ -304,7 +305,7 @@ chan_shutdown(struct channel *ch, const char *message)
 {
     gw_log(GW_LOG_INFO, "channel_closed", "ip=%s topic=%s reason=\"%s\"", ch->conn->ip, ch->topic,
            message);
-    push_system(ch, "system", "error", message);
+    gw__channel_system(ch, "system", "error", message);
     send_close(ch);
     chan_remove(ch);
 }
@@ -502,16 +503,11 @@ join_response(json_t *pg, size_t *n_bindings)
     *n_bindings = 0;
     json_array_foreach(pg, i, v) {
         json_t *copy;
-        char *canon;
-        uint64_t h;
 
         if (!json_is_object(v))
             continue;
         copy = json_deep_copy(v);
-        canon = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-        h = gw_hash64(canon, strlen(canon)) & ((1ull << 53) - 1);
-        free(canon);
-        json_object_set_new(copy, "id", json_integer((json_int_t)(h ? h : 1)));
+        json_object_set_new(copy, "id", json_integer((json_int_t)gw__pg_binding_id(v)));
         json_array_append_new(arr, copy);
         (*n_bindings)++;
     }
@@ -604,10 +600,10 @@ join_ok(struct channel *ch, struct codec_msg *m, json_t *pg)
     free(resp);
     if (ch->presence && (ch->perms & AUTH_PRESENCE_READ))
         send_presence_state(ch);
-    if (n_bindings)
-        push_system(ch, "postgres_changes", "error",
-                    "Unable to subscribe to changes with given parameters. "
-                    "PostgreSQL changes are not configured on this server");
+    if (n_bindings) {
+        ch->pg_params = json_incref(pg);
+        gw__pg_join(ch, pg);
+    }
 }
 
 static void
@@ -847,6 +843,8 @@ refresh(struct channel *ch, struct codec_msg *m)
     ch->perms = perms;
     update_subscriptions(ch);
     recompute_min_exp(c);
+    if (ch->pg_params)
+        gw__pg_rebind(ch, ch->pg_params);
 }
 
 /* ---- dispatch ---- */

@@ -22,6 +22,8 @@
 #include "gateway/codec.h"
 
 struct json_t;
+struct gw_pg;
+struct pg_binding;
 struct channel;
 struct conn;
 
@@ -72,6 +74,7 @@ struct gw {
     struct lws_context *ctx;          /* the lws context */
     struct lws_vhost *vh;             /* the one vhost */
     struct gw_loop *loop;             /* loop services for listen/ (on lws) */
+    struct gw_pg *pg;                 /* PostgreSQL side, NULL without option pg */
     struct gw_metrics m;              /* counters */
     struct conn *conns;               /* all open connections (list) */
     struct gw_ipcount *ipc;           /* per-IP counts or NULL */
@@ -142,6 +145,12 @@ struct channel {
     struct fanout_sub *bsub;         /* broadcast subscription or NULL */
     struct fanout_sub *psub;         /* presence subscription or NULL */
     struct gw_window presence_calls; /* track/untrack calls per window */
+    struct json_t *pg_params;        /* config.postgres_changes as joined (owned ref) */
+    struct pg_binding *pg_bindings;  /* live postgres_changes bindings */
+    int64_t *pg_ids;                 /* scratch: matching binding ids of one change */
+    uint32_t pg_nids;                /* ids used */
+    uint32_t pg_ids_cap;             /* ids allocated */
+    uint64_t pg_seq;                 /* change counter value the ids belong to */
 };
 
 /* server.c */
@@ -180,6 +189,23 @@ void gw__channel_check_expiry(struct conn *c, int64_t now_s);
 int gw__broadcast_publish(struct gw *gw, bool is_private, const char *sub, size_t sub_len,
                           struct codec_str event, struct codec_str meta, bool json,
                           const void *payload, size_t len, const struct channel *exclude);
+
+/* Sends a `system` push on the channel: {"extension","status","message","channel"}. */
+void gw__channel_system(struct channel *ch, const char *extension, const char *status,
+                        const char *msg);
+
+/* pg.c: postgres_changes, broadcast from SQL, forwarded NOTIFY channels */
+struct gw_pg *gw__pg_new(struct gw *gw, struct gw_buf *err);
+void gw__pg_free(struct gw_pg *p);
+/* The id of a binding object, as echoed in the join reply and used in `ids`. */
+int64_t gw__pg_binding_id(struct json_t *binding);
+/* Subscribes the channel's bindings (after its join reply) and sends the system messages. */
+void gw__pg_join(struct channel *ch, struct json_t *bindings);
+/* Re-resolves the bindings after the channel's identity changed. */
+void gw__pg_rebind(struct channel *ch, struct json_t *bindings);
+void gw__pg_leave(struct channel *ch);
+/* Readiness of the PostgreSQL side for /readyz: text, and *ready. */
+const char *gw__pg_status(const struct gw_pg *p, bool *ready);
 
 /* http.c */
 int gw__http_request(struct gw *gw, struct lws *wsi, const char *path, void **http_state);

@@ -189,19 +189,35 @@ get_demo(struct gw *gw, struct lws *wsi, const char *name)
     return 0;
 }
 
+/* 200 when every configured backend is ready; 503 says which one is not and why. */
+static int
+get_ready(struct gw *gw, struct lws *wsi)
+{
+    bool pg_ready;
+    const char *pg = gw__pg_status(gw->pg, &pg_ready);
+    bool ready = pg_ready && !gw->stopping;
+    struct gw_buf b;
+    int rc;
+
+    gw_buf_init(&b);
+    gw_buf_printf(&b, "{\"status\":\"%s\",\"postgres\":",
+                  gw->stopping ? "stopping"
+                  : ready      ? "ready"
+                               : "degraded");
+    gw_buf_append_json_str(&b, pg, strlen(pg));
+    gw_buf_append_str(&b, ",\"redis\":\"not configured\"}");
+    rc = gw__http_send(wsi, ready ? 200 : 503, "application/json", b.data, b.len);
+    gw_buf_release(&b);
+    return rc;
+}
+
 static int
 get_route(struct gw *gw, struct lws *wsi, const char *path)
 {
     if (strcmp(path, "/healthz") == 0)
         return gw__http_send(wsi, 200, "application/json", "{\"status\":\"ok\"}", 15);
-    if (strcmp(path, "/readyz") == 0) {
-        static const char ready[] =
-            "{\"status\":\"ready\",\"postgres\":\"not configured\",\"redis\":\"not configured\"}";
-
-        if (gw->stopping)
-            return send_json_msg(wsi, 503, "status", "stopping");
-        return gw__http_send(wsi, 200, "application/json", ready, sizeof ready - 1);
-    }
+    if (strcmp(path, "/readyz") == 0)
+        return get_ready(gw, wsi);
     if (strcmp(path, "/metrics") == 0)
         return get_metrics(gw, wsi);
     if (strcmp(path, "/demo") == 0 || strcmp(path, "/demo/") == 0)

@@ -12,6 +12,7 @@
 #include "base/base.h"
 #include "conf/conf.h"
 #include "gateway/gateway_int.h"
+#include "listen/listen.h"
 
 extern char **environ;
 
@@ -115,6 +116,33 @@ cmd_token(const struct conf *c, const struct conf_list *args)
     return 0;
 }
 
+/* `tidings sql print|install`: the SQL of schema tidings for a DBA, or install it now. */
+static int
+cmd_sql(const struct conf *c, const struct conf_list *args)
+{
+    struct gw_buf err;
+    int rc;
+
+    if (args->n == 1 && strcmp(args->items[0].value, "print") == 0) {
+        fputs(pg_sql_text(), stdout);
+        if (c->pg_realtime_compat)
+            fputs(pg_sql_compat_text(), stdout);
+        return 0;
+    }
+    if (args->n != 1 || strcmp(args->items[0].value, "install") != 0)
+        return fail("sql", "usage: tidings sql print|install [--pg CONNINFO]");
+    if (!*c->pg)
+        return fail("sql install", "option pg is not set (--pg or TIDINGS_PG)");
+    gw_buf_init(&err);
+    rc = pg_sql_install(c->pg, c->pg_realtime_compat, &err);
+    if (rc)
+        fail("sql install", err.data ? err.data : "failed");
+    else
+        printf("tidings: SQL installed\n");
+    gw_buf_release(&err);
+    return rc ? 1 : 0;
+}
+
 static int
 serve(const struct conf *c)
 {
@@ -176,17 +204,19 @@ main(int argc, char **argv)
         cmd = argv[1];
         first = 2;
     }
-    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "token") != 0)
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "token") != 0 && strcmp(cmd, "sql") != 0)
         return fail("unknown command", cmd);
     memset(&c, 0, sizeof c);
     gw_buf_init(&err);
     rc = conf_load(&c, argc - first, argv + first, environ,
-                   strcmp(cmd, "token") == 0 ? &extra : NULL, &err);
+                   strcmp(cmd, "serve") != 0 ? &extra : NULL, &err);
     if (rc) {
         fail("configuration", err.data ? err.data : "");
         rc = 2;
     } else if (strcmp(cmd, "token") == 0) {
         rc = cmd_token(&c, &extra);
+    } else if (strcmp(cmd, "sql") == 0) {
+        rc = cmd_sql(&c, &extra);
     } else {
         rc = serve(&c);
     }

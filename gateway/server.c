@@ -403,6 +403,13 @@ gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, str
     }
     gw->vh = lws_get_vhost_by_name(gw->ctx, "default");
     gw->loop = gw__loop_lws_new(gw->ctx, gw->vh);
+    if (*conf->pg) {
+        gw->pg = gw__pg_new(gw, err);
+        if (!gw->pg) {
+            gw_free(gw);
+            return NULL;
+        }
+    }
     lws_sul_schedule(gw->ctx, 0, &gw->sweep, sweep, LWS_US_PER_SEC);
     return gw;
 }
@@ -434,6 +441,9 @@ gw_free(struct gw *gw)
 {
     if (!gw)
         return;
+    /* The listener's watches live on the lws loop: free it while the context exists. */
+    gw__pg_free(gw->pg);
+    gw->pg = NULL;
     if (gw->ctx) {
         lws_sul_cancel(&gw->sweep);
         lws_context_destroy(gw->ctx);

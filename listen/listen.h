@@ -100,6 +100,8 @@ const struct pg_table *pg_listener_table(const struct pg_listener *l, const char
 
 /* The SQL of listen/sql/ in install order, concatenated (static storage). */
 const char *pg_sql_text(void);
+/* The optional compat SQL (schema `realtime`), static storage. */
+const char *pg_sql_compat_text(void);
 /* Installs the SQL synchronously over a blocking connection (for `tidings sql install`).
  * Returns 0, or GW_EIO with libpq's message appended to err. */
 int pg_sql_install(const char *conninfo, bool realtime_compat, struct gw_buf *err);
