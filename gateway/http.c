@@ -182,9 +182,12 @@ get_demo(struct gw *gw, struct lws *wsi, const char *name)
             return send_json_msg(wsi, 404, "error", "Not found");
     }
     snprintf(path, sizeof path, "%s/%s", gw->conf->demo_dir, name);
+    /* "/demo/kpis" serves kpis.html. */
+    if (!strchr(name, '.') && strlen(path) + 6 < sizeof path)
+        strcat(path, ".html");
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return send_json_msg(wsi, 404, "error", "Not found");
-    if (lws_serve_http_file(wsi, path, mime_of(name), NULL, 0) < 0)
+    if (lws_serve_http_file(wsi, path, mime_of(path), NULL, 0) < 0)
         return -1;
     return 0;
 }
