@@ -22,6 +22,9 @@
 
 #include "base/loop.h"
 
+#define PG_STR_(x) #x
+#define PG_STR(x)  PG_STR_(x)
+
 #define SQL_TABLES "SELECT schema, name, replica_full, columns::text FROM tidings.enabled_tables"
 #define SQL_FETCH  "SELECT kind, payload FROM tidings.outbox WHERE id = $1"
 #define SQL_CATCHUP \
@@ -33,19 +36,15 @@
 #define SQL_PRUNE "SELECT tidings.prune($1)"
 #define SQL_PING  "SELECT 1"
 /* The saved cursor when recent enough, else the start of a fresh count: max(id) and the
- * ids below it not committed yet (their notifications may still come). */
-#define SQL_POSITION                                                                           \
-    "WITH m AS (SELECT coalesce(max(id), 0) AS m FROM tidings.outbox) "                        \
-    "SELECT c.last_id, c.gaps::text, m.m, "                                                    \
-    "ARRAY(SELECT g FROM generate_series(greatest(m.m - " PG_STR(                              \
-        PG_FRESH_SCAN) ", 1), "                                                                \
-                       "m.m - 1) AS g WHERE NOT EXISTS (SELECT 1 FROM tidings.outbox o WHERE " \
-                       "o.id = g))::text "                                                     \
-                       "FROM m LEFT JOIN tidings.cursor c ON c.name = 'default' "              \
-                       "AND c.updated_at > now() - make_interval(secs => $1::float8)"
-
-#define PG_STR_(x) #x
-#define PG_STR(x)  PG_STR_(x)
+ * ids among the 1000 below it that are not committed yet (their notifications may still
+ * come). */
+#define SQL_POSITION                                                              \
+    "WITH m AS (SELECT coalesce(max(id), 0) AS m FROM tidings.outbox) "           \
+    "SELECT c.last_id, c.gaps::text, m.m, "                                       \
+    "ARRAY(SELECT g FROM generate_series(greatest(m.m - 1000, 1), m.m - 1) AS g " \
+    "WHERE NOT EXISTS (SELECT 1 FROM tidings.outbox o WHERE o.id = g))::text "    \
+    "FROM m LEFT JOIN tidings.cursor c ON c.name = 'default' "                    \
+    "AND c.updated_at > now() - make_interval(secs => $1::float8)"
 
 static const char *
 job_step(enum pg_job_type t)
@@ -204,7 +203,7 @@ void
 pg__setup_start(struct pg_listener *l)
 {
     l->catching_up = true;
-    if (l->install_sql && !l->installed)
+    if (l->install_sql) /* every connect: cheap (~10 ms), and right after a failover */
         pg__job_push(l, PG_JOB_INSTALL, false);
     pg__job_push(l, PG_JOB_LISTEN, false);
     pg__job_push(l, PG_JOB_TABLES, false);
@@ -331,8 +330,10 @@ load_position(struct pg_listener *l, PGresult *r)
     size_t n = 0;
     int64_t max = 0;
 
-    if (PQntuples(r) != 1)
+    if (PQntuples(r) != 1) {
+        pg__fail(l, "read cursor", "unexpected result");
         return;
+    }
     if (pg__parse_id_array(PQgetvalue(r, 0, saved ? 1 : 3), &gaps, &n) < 0)
         gw_log(GW_LOG_WARN, "pg_cursor_gaps_bad", "saved=%d", saved);
     max = strtoll(PQgetvalue(r, 0, saved ? 0 : 2), NULL, 10);
@@ -419,9 +420,7 @@ job_done(struct pg_listener *l)
         free(j);
         return;
     }
-    if (j->type == PG_JOB_INSTALL)
-        l->installed = true;
-    else if (j->type == PG_JOB_SAVE)
+    if (j->type == PG_JOB_SAVE)
         l->save_queued = false;
     else if (j->type == PG_JOB_FETCH && j->item->waiting)
         fetched(l, j, NULL);

@@ -25,7 +25,6 @@
 #define PG_CATCHUP_PAGE       1000      /* rows per catch-up query */
 #define PG_GAPS_MAX           100000    /* most gaps remembered */
 #define PG_JUMP_MAX           100000    /* an id this far from max_id restarts the count */
-#define PG_FRESH_SCAN         1000      /* ids below max(id) checked for gaps at a fresh start */
 #define PG_CONNECT_TIMEOUT_MS 5000      /* connect (PQconnectPoll phase) timeout */
 #define PG_PING_IDLE_MS       5000      /* ping after this long without input */
 #define PG_PING_TIMEOUT_MS    3000      /* a ping must answer within this */
@@ -199,7 +198,6 @@ struct pg_listener {
     struct pg_item *items;       /* queued events */
     struct pg_item **items_tail; /* append point */
     bool catching_up;            /* hold the event queue until catch-up ends */
-    bool installed;              /* the SQL was installed by this listener */
     bool have_position;          /* order holds a real position */
     bool restart_pending;        /* the coming catch-up replays a saved cursor */
     bool save_queued;            /* a SAVE job is queued or in flight */
@@ -210,18 +208,32 @@ struct pg_listener {
 };
 
 /* listener.c */
+/* Drops the connection, reports RETRYING "<step>: <first line of msg>" (step may be NULL)
+ * and arms the retry timer. Callers must stop using l->conn (it is NULL afterwards). */
 void pg__fail(struct pg_listener *l, const char *step, const char *msg);
+/* Reports a state change through on_state, unless it repeats the current one. */
 void pg__set_state(struct pg_listener *l, enum pg_state st, const char *detail);
+/* Watches the socket for input, and for output while l->flushing. */
 void pg__want(struct pg_listener *l);
+/* PQflush and the write interest that follows. Returns 0, or GW_EIO after pg__fail. */
 int pg__flush(struct pg_listener *l);
 
 /* jobs.c */
+/* Queues the setup jobs of a fresh connection and holds the event queue until the
+ * catch-up ends. */
 void pg__setup_start(struct pg_listener *l);
+/* Queues a job (at the front when `front`); pg__jobs_kick() sends it. */
 struct pg_job *pg__job_push(struct pg_listener *l, enum pg_job_type type, bool front);
+/* Sends the next job when none is in flight. */
 void pg__jobs_kick(struct pg_listener *l);
+/* Forgets every job, and the queued events that the catch-up will bring back (all events
+ * when all_items). */
 void pg__jobs_clear(struct pg_listener *l, bool all_items);
+/* Reads the socket: results of the job in flight, notifications, then delivery. */
 void pg__input(struct pg_listener *l);
+/* Once a second: query timeouts, gap expiry, cursor save, prune, idle ping. */
 void pg__housekeeping(struct pg_listener *l, uint64_t now);
+/* Best effort at free: sends the cursor save without waiting for its result. */
 void pg__save_now(struct pg_listener *l);
 
 #endif

@@ -3,6 +3,8 @@
  * gaps), payload and array parsers, enabled-table parsing, connection parameters, and
  * the embedded SQL. No server needed.
  */
+#include <glob.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -268,6 +270,45 @@ test_sql_text(void)
     gw_buf_release(&b);
 }
 
+/* Concatenates the files matching pattern (name order), each followed by a newline. */
+static void
+read_glob(const char *pattern, struct gw_buf *b)
+{
+    glob_t g;
+
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        FILE *f = fopen(g.gl_pathv[i], "rb");
+        char chunk[4096];
+        size_t n;
+
+        while (f && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            gw_buf_append(b, chunk, n);
+        if (f)
+            fclose(f);
+        gw_buf_append_str(b, "\n");
+    }
+    globfree(&g);
+}
+
+/* The embedded SQL is exactly the files of listen/sql in name order (and compat). */
+static void
+test_sql_embedded(void)
+{
+    struct gw_buf files;
+
+    gw_buf_init(&files);
+    read_glob(LISTEN_SQL_DIR "/*.sql", &files);
+    ASSERT_TRUE(files.len > 1000);
+    ASSERT_STR_EQ(pg_sql_text(), files.data);
+    gw_buf_reset(&files);
+    read_glob(LISTEN_SQL_DIR "/compat/*.sql", &files);
+    ASSERT_TRUE(files.len > 100);
+    ASSERT_STR_EQ((const char *)pg__sql_compat, files.data);
+    gw_buf_release(&files);
+}
+
 static void
 test_first_line(void)
 {
@@ -298,6 +339,7 @@ main(void)
     RUN(test_tables);
     RUN(test_params);
     RUN(test_sql_text);
+    RUN(test_sql_embedded);
     RUN(test_first_line);
     return HARNESS_DONE();
 }

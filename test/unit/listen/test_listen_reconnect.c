@@ -4,9 +4,10 @@
  * (pg_terminate_backend) or the server restarts (pg_ctl restart); every committed row
  * must arrive once, in id order. Then a listener is freed and a new one started: rows
  * committed in between arrive once, flagged restart_catchup; a stale cursor replays
- * nothing; a first start replays nothing.
+ * nothing; a first start replays nothing. Rows whose ids commit out of order arrive in
+ * commit order, each once.
  */
-#include <signal.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,20 @@ expect_rows(struct fixture *f, size_t from, size_t n, bool restart)
     }
 }
 
+/* Waits for exactly the events with these ids, in this order. */
+static void
+expect_order(struct fixture *f, const int64_t *ids, size_t n)
+{
+    bool ok;
+
+    PGT_RUN_UNTIL(f->loop, f->rec.n >= n, 10000, ok);
+    ASSERT_TRUE(ok);
+    pgt_run_for(f->loop, 300);
+    ASSERT_UINT_EQ(f->rec.n, n);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_INT_EQ(f->rec.ev[i].id, ids[i]);
+}
+
 /* The cursor reaches last_id within 3 s. */
 static void
 expect_cursor(struct fixture *f, int64_t last_id)
@@ -259,6 +274,51 @@ listener_restart_body(struct fixture *f)
     restart_phases(f);
 }
 
+/* Opens a transaction that inserts one row (taking its outbox id) and stays open. */
+static PGconn *
+open_insert(struct fixture *f)
+{
+    PGconn *c = PQconnectdb(f->pg.conninfo);
+    PGresult *r = PQexec(c, "BEGIN; INSERT INTO w (v) VALUES (3)");
+
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fprintf(stderr, "open_insert: %s", PQerrorMessage(c));
+    PQclear(r);
+    return c;
+}
+
+static void
+commit(PGconn *c)
+{
+    PQclear(PQexec(c, "COMMIT"));
+    PQfinish(c);
+}
+
+/* Ids are taken at INSERT, NOTIFY comes at COMMIT: a lower id committed later is
+ * delivered (in commit order), also one still open when the listener started. */
+static void
+out_of_order_body(struct fixture *f)
+{
+    PGconn *t1, *t2;
+    int64_t n;
+
+    ASSERT_INT_EQ(pg_sql_install(f->pg.conninfo, false, NULL), 0);
+    ASSERT_INT_EQ(pgt_exec(f->pg.conninfo, "CREATE TABLE w (id serial PRIMARY KEY, v int); "
+                                           "SELECT tidings.enable_changes('w')"),
+                  0);
+    insert_rows(f, 3);
+    n = max_outbox_id(f) + 1;
+    t1 = open_insert(f); /* takes id n */
+    insert_rows(f, 1);   /* n + 1, committed before the start: not replayed */
+    start_plain(f);
+    pgt_run_for(f->loop, 300);
+    t2 = open_insert(f); /* n + 2 */
+    insert_rows(f, 1);   /* n + 3 */
+    commit(t2);
+    commit(t1);
+    expect_order(f, (int64_t[]){ n + 3, n + 2, n }, 3);
+}
+
 typedef void body_fn(struct fixture *f);
 
 static void
@@ -297,11 +357,18 @@ test_listener_restart(void)
     with_server(listener_restart_body);
 }
 
+static void
+test_out_of_order_commits(void)
+{
+    with_server(out_of_order_body);
+}
+
 int
 main(void)
 {
     RUN(test_backend_killed);
     RUN(test_server_restart);
     RUN(test_listener_restart);
+    RUN(test_out_of_order_commits);
     return HARNESS_DONE();
 }
