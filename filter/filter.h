@@ -62,6 +62,17 @@ void filter_add_eq(struct filter **f, const char *column, const char *value);
  * subscriptions by shape. A NULL filter gives "". */
 void filter_canonical(const struct filter *f, struct gw_buf *out);
 
+/*
+ * Index keys. When f has an eq condition on a column whose values can be keyed (integers,
+ * uuid, text/varchar), sets *column and *type (borrowed from f and cols), appends the
+ * normalised key of the condition's value to key, and returns true. filter_value_key()
+ * appends the key of a record value for that type (false when it has none, e.g. null).
+ * Equal keys hold exactly when the eq condition holds, so an index on them is exact.
+ */
+bool filter_eq_key(const struct filter *f, const struct filter_column *cols, size_t n,
+                   const char **column, const char **type, struct gw_buf *key);
+bool filter_value_key(const struct json_t *v, const char *type, struct gw_buf *key);
+
 /* ---- row rules ---- */
 
 /* Returns the text of claim `name`, or NULL when the identity has none. */

@@ -20,6 +20,7 @@
 #include "listen/listen.h"
 
 #define PG_BUCKETS    1024
+#define IX_BUCKETS    4096
 #define PG_BACKLOG_MS 120000 /* how long restart catch-up changes wait for rejoining clients */
 
 enum { EV_INSERT = 1, EV_UPDATE = 2, EV_DELETE = 4, EV_ALL = 7 };
@@ -30,7 +31,17 @@ struct pg_shape {
     char *key;               /* schema \x1f table \x1f canonical filter */
     struct filter *filter;   /* effective filter, NULL = every row */
     struct pg_binding *head; /* bindings of this shape */
-    struct pg_shape *next;   /* next in the bucket (or wildcard list) */
+    struct pg_shape *next;   /* next in its list (bucket, wildcard list or index chain) */
+    struct ix_col *ix;       /* indexed column, or NULL when the shape is in a bucket list */
+    char *ix_key;            /* schema \x1f table \x1f column \x1f value key (indexed only) */
+};
+
+/* A column some shapes of a table are indexed on (by the value of an eq condition). */
+struct ix_col {
+    char *schema, *table; /* the table */
+    char *column, *type;  /* the column and its pg type */
+    unsigned refs;        /* shapes indexed on it */
+    struct ix_col *next;  /* next indexed column */
 };
 
 struct pg_binding {
@@ -60,6 +71,8 @@ struct gw_pg {
     struct filter_rows *rows;               /* row rules */
     struct pg_shape *buckets[PG_BUCKETS];   /* shapes by schema.table */
     struct pg_shape *wild;                  /* shapes with a '*' schema or table */
+    struct pg_shape *ix[IX_BUCKETS];        /* shapes indexed by the value of an eq condition */
+    struct ix_col *ix_cols;                 /* columns used by the index */
     struct notify_map *notify;              /* forwarded NOTIFY channels */
     size_t n_notify;                        /* entries */
     struct backlog *backlog, *backlog_tail; /* restart catch-up changes */
@@ -90,11 +103,83 @@ shape_list(struct gw_pg *p, const char *schema, const char *table)
     return is_wild(schema, table) ? &p->wild : &p->buckets[bucket_of(schema, table)];
 }
 
-/* Finds or creates the shape; takes ownership of f. */
-static struct pg_shape *
-shape_get(struct gw_pg *p, const char *schema, const char *table, struct filter *f)
+static struct ix_col *
+ix_col_get(struct gw_pg *p, const char *schema, const char *table, const char *column,
+           const char *type)
 {
-    struct pg_shape **list = shape_list(p, schema, table), *s;
+    struct ix_col *c;
+
+    for (c = p->ix_cols; c; c = c->next) {
+        if (!strcmp(c->schema, schema) && !strcmp(c->table, table) && !strcmp(c->column, column))
+            break;
+    }
+    if (!c) {
+        c = gw_xcalloc(1, sizeof(*c));
+        c->schema = gw_xstrdup(schema);
+        c->table = gw_xstrdup(table);
+        c->column = gw_xstrdup(column);
+        c->type = gw_xstrdup(type);
+        c->next = p->ix_cols;
+        p->ix_cols = c;
+    }
+    c->refs++;
+    return c;
+}
+
+static void
+ix_col_put(struct gw_pg *p, struct ix_col *c)
+{
+    if (--c->refs)
+        return;
+    for (struct ix_col **pp = &p->ix_cols; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    free(c->schema);
+    free(c->table);
+    free(c->column);
+    free(c->type);
+    free(c);
+}
+
+static struct pg_shape **
+ix_slot(struct gw_pg *p, const char *ix_key)
+{
+    return &p->ix[gw_hash64(ix_key, strlen(ix_key)) & (IX_BUCKETS - 1)];
+}
+
+/* The index key of a shape when its filter has a keyable eq condition, else NULL. */
+static char *
+shape_ix_key(const char *schema, const char *table, const struct filter *f,
+             const struct filter_column *cols, size_t n, const char **col, const char **type)
+{
+    struct gw_buf val, key;
+
+    if (!cols || is_wild(schema, table))
+        return NULL;
+    gw_buf_init(&val);
+    if (!filter_eq_key(f, cols, n, col, type, &val)) {
+        gw_buf_release(&val);
+        return NULL;
+    }
+    gw_buf_init(&key);
+    gw_buf_printf(&key, "%s\x1f%s\x1f%s\x1f", schema, table, *col);
+    gw_buf_append(&key, val.data, val.len);
+    gw_buf_release(&val);
+    return gw_buf_steal(&key, NULL);
+}
+
+/* Finds or creates the shape; takes ownership of f. cols (may be NULL) are the table's
+ * column types: with them, a shape with a keyable eq condition goes into the index. */
+static struct pg_shape *
+shape_get(struct gw_pg *p, const char *schema, const char *table, struct filter *f,
+          const struct filter_column *cols, size_t n_cols)
+{
+    const char *col = NULL, *type = NULL;
+    char *ix_key = shape_ix_key(schema, table, f, cols, n_cols, &col, &type);
+    struct pg_shape **list = ix_key ? ix_slot(p, ix_key) : shape_list(p, schema, table), *s;
     struct gw_buf key;
 
     gw_buf_init(&key);
@@ -103,6 +188,7 @@ shape_get(struct gw_pg *p, const char *schema, const char *table, struct filter 
     for (s = *list; s; s = s->next) {
         if (strcmp(s->key, key.data) == 0) {
             filter_free(f);
+            free(ix_key);
             gw_buf_release(&key);
             return s;
         }
@@ -112,6 +198,10 @@ shape_get(struct gw_pg *p, const char *schema, const char *table, struct filter 
     s->table = gw_xstrdup(table);
     s->key = gw_buf_steal(&key, NULL);
     s->filter = f;
+    if (ix_key) {
+        s->ix = ix_col_get(p, schema, table, col, type);
+        s->ix_key = ix_key;
+    }
     s->next = *list;
     *list = s;
     return s;
@@ -120,6 +210,7 @@ shape_get(struct gw_pg *p, const char *schema, const char *table, struct filter 
 static void
 shape_free(struct pg_shape *s)
 {
+    free(s->ix_key);
     filter_free(s->filter);
     free(s->schema);
     free(s->table);
@@ -134,12 +225,15 @@ shape_drop_if_empty(struct gw_pg *p, struct pg_shape *s)
 
     if (s->head)
         return;
-    for (pp = shape_list(p, s->schema, s->table); *pp; pp = &(*pp)->next) {
+    for (pp = s->ix ? ix_slot(p, s->ix_key) : shape_list(p, s->schema, s->table); *pp;
+         pp = &(*pp)->next) {
         if (*pp == s) {
             *pp = s->next;
             break;
         }
     }
+    if (s->ix)
+        ix_col_put(p, s->ix);
     shape_free(s);
 }
 
@@ -362,6 +456,35 @@ change_parse(json_t *root, struct change *c)
     return true;
 }
 
+/* Looks up the indexed shapes of the change's table by the value of each indexed column. */
+static void
+match_index(struct gw_pg *p, const struct change *c, const struct channel *only)
+{
+    struct gw_buf key;
+
+    gw_buf_init(&key);
+    for (struct ix_col *ic = p->ix_cols; ic; ic = ic->next) {
+        struct pg_shape *s;
+
+        if (strcmp(ic->schema, c->schema) || strcmp(ic->table, c->table))
+            continue;
+        gw_buf_reset(&key);
+        gw_buf_printf(&key, "%s\x1f%s\x1f%s\x1f", c->schema, c->table, ic->column);
+        if (!filter_value_key(json_object_get(c->row, ic->column), ic->type, &key))
+            continue;
+        for (s = *ix_slot(p, key.data); s; s = s->next) {
+            if (strcmp(s->ix_key, key.data) != 0 ||
+                !filter_match(s->filter, c->row, c->cols, c->n_cols))
+                continue;
+            for (struct pg_binding *b = s->head; b; b = b->next) {
+                if ((b->events & c->ev) && (!only || b->ch == only) && !b->ch->conn->closing)
+                    touch(p, b->ch, b->id);
+            }
+        }
+    }
+    gw_buf_release(&key);
+}
+
 /* Delivers one change to every matching channel, or only to `only`. */
 static void
 dispatch_change(struct gw_pg *p, const char *json, size_t len, const struct channel *only)
@@ -377,6 +500,7 @@ dispatch_change(struct gw_pg *p, const char *json, size_t len, const struct chan
     p->seq++;
     match_list(p, p->buckets[bucket_of(c.schema, c.table)], &c, only);
     match_list(p, p->wild, &c, only);
+    match_index(p, &c, only);
     send_touched(p, json, len);
     free(c.cols);
     json_decref(root);
@@ -525,16 +649,34 @@ events_of(const char *e)
     return EV_ALL;
 }
 
-/* Resolves one binding; returns its effective filter via *out or an error message. */
+/* The column types of an enabled table, as filter columns (malloc'd array), or NULL. */
+static struct filter_column *
+table_cols(const struct pg_table *t)
+{
+    struct filter_column *cols;
+
+    if (!t)
+        return NULL;
+    cols = gw_xcalloc(t->n_columns + 1, sizeof(*cols));
+    for (size_t i = 0; i < t->n_columns; i++)
+        cols[i] = (struct filter_column){ t->columns[i].name, t->columns[i].type };
+    return cols;
+}
+
+/* Resolves one binding: its effective filter in *out and the table's columns in *cols
+ * (both owned by the caller), or an error message in err. */
 static int
 binding_filter(struct gw_pg *p, struct channel *ch, const char *schema, const char *table,
-               const char *ftext, struct filter **out, struct gw_buf *err)
+               const char *ftext, struct filter **out, struct filter_column **cols, size_t *n_cols,
+               struct gw_buf *err)
 {
     const struct pg_table *t = NULL;
     const char *col, *val;
     struct filter *f = NULL;
 
     *out = NULL;
+    *cols = NULL;
+    *n_cols = 0;
     if (!is_wild(schema, table)) {
         t = pg_listener_table(p->l, schema, table);
         if (!t && p->state == PG_STATE_READY) {
@@ -547,18 +689,10 @@ binding_filter(struct gw_pg *p, struct channel *ch, const char *schema, const ch
     }
     if (filter_parse(ftext, &f, err))
         return GW_EPARSE;
-    if (t) {
-        struct filter_column *cols = gw_xcalloc(t->n_columns + 1, sizeof(*cols));
-
-        for (size_t i = 0; i < t->n_columns; i++)
-            cols[i] = (struct filter_column){ t->columns[i].name, t->columns[i].type };
-        if (filter_check(f, cols, t->n_columns, err)) {
-            free(cols);
-            filter_free(f);
-            return GW_EINVAL;
-        }
-        free(cols);
-    }
+    *cols = table_cols(t);
+    *n_cols = t ? t->n_columns : 0;
+    if (t && filter_check(f, *cols, *n_cols, err))
+        goto fail;
     switch (filter_rows_resolve(p->rows, schema, table, claim_of, ch->id, &col, &val)) {
     case FILTER_ROWS_ALL:
         break;
@@ -566,15 +700,19 @@ binding_filter(struct gw_pg *p, struct channel *ch, const char *schema, const ch
         filter_add_eq(&f, col, val);
         break;
     default:
-        filter_free(f);
         gw_buf_printf(err,
                       "Unable to subscribe to changes with given parameters. Unauthorized: no "
                       "row_rule lets role %s read %s.%s",
                       auth_identity_role(ch->id), schema, table);
-        return GW_EDENIED;
+        goto fail;
     }
     *out = f;
     return 0;
+fail:
+    filter_free(f);
+    free(*cols);
+    *cols = NULL;
+    return GW_EINVAL;
 }
 
 static void
@@ -591,6 +729,8 @@ bind_one(struct gw_pg *p, struct channel *ch, json_t *b)
     const char *table = json_string_value(json_object_get(b, "table"));
     const char *ftext = json_string_value(json_object_get(b, "filter"));
     struct filter *f;
+    struct filter_column *cols;
+    size_t n_cols;
     struct gw_buf err;
     bool ok;
 
@@ -603,12 +743,13 @@ bind_one(struct gw_pg *p, struct channel *ch, json_t *b)
     }
     schema = schema ? schema : "public";
     table = table ? table : "*";
-    ok = binding_filter(p, ch, schema, table, ftext, &f, &err) == 0;
+    ok = binding_filter(p, ch, schema, table, ftext, &f, &cols, &n_cols, &err) == 0;
     if (ok)
-        binding_add(ch, shape_get(p, schema, table, f), gw__pg_binding_id(b),
+        binding_add(ch, shape_get(p, schema, table, f, cols, n_cols), gw__pg_binding_id(b),
                     events_of(json_string_value(json_object_get(b, "event"))));
     else
         system_msg(ch, "error", err.data);
+    free(cols);
     gw_buf_release(&err);
     return ok;
 }
@@ -772,6 +913,18 @@ gw__pg_free(struct gw_pg *p)
     for (size_t i = 0; i < PG_BUCKETS; i++)
         shapes_free(&p->buckets[i]);
     shapes_free(&p->wild);
+    for (size_t i = 0; i < IX_BUCKETS; i++)
+        shapes_free(&p->ix[i]);
+    while (p->ix_cols) {
+        struct ix_col *c = p->ix_cols;
+
+        p->ix_cols = c->next;
+        free(c->schema);
+        free(c->table);
+        free(c->column);
+        free(c->type);
+        free(c);
+    }
     p->backlog_tail = NULL;
     while (p->backlog) {
         struct backlog *b = p->backlog;
