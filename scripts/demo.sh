@@ -15,7 +15,7 @@ cmake --build build -j"$(nproc 2>/dev/null || echo 2)" --target tidings >/dev/nu
 state=.state/demo
 rm -rf "$state/www"
 mkdir -p "$state/www"
-cp gateway/www/* "$state/www/"
+cp demo/www/* "$state/www/"
 cp node_modules/@supabase/supabase-js/dist/umd/supabase.js "$state/www/"
 [ -f "$state/secret" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$state/secret"
 export TIDINGS_JWT_SECRET

@@ -1,5 +1,5 @@
 // demo.test.mjs: the /demo/ static files (DESIGN 6). The test builds a demo directory from
-// gateway/www/* plus the supabase-js UMD bundle, serves it with --demo_dir, checks the pages
+// demo/www/* plus the supabase-js UMD bundle, serves it with --demo_dir, checks the pages
 // and that path traversal never leaks a file outside the directory. Without --demo_dir,
 // /demo/ is not served.
 
@@ -13,7 +13,7 @@ import { ROOT, httpRequest, test, useGateway } from './lib.mjs';
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'tidings-e2e-demo-'));
 const demoDir = path.join(base, 'www');
 fs.mkdirSync(demoDir);
-const www = path.join(ROOT, 'gateway', 'www');
+const www = path.join(ROOT, 'demo', 'www');
 for (const f of fs.readdirSync(www)) fs.copyFileSync(path.join(www, f), path.join(demoDir, f));
 const umd = path.join(ROOT, 'node_modules', '@supabase', 'supabase-js', 'dist', 'umd', 'supabase.js');
 fs.copyFileSync(umd, path.join(demoDir, 'supabase.js'));
