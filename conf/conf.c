@@ -61,6 +61,12 @@ static const struct conf_option options[] = {
             "log line format: text (key=value pairs) or json (one object per line)"),
     OPT_STR(demo_dir, "", NULL, SEC_SERVER,
             "directory served under /demo/ (browser demo files); empty disables /demo/"),
+    OPT_INT(workers, "1", 1, 64, SEC_SERVER,
+            "processes serving the port together (SO_REUSEPORT); without redis they share no "
+            "channels, so use more than 1 only with redis"),
+    OPT_INT(shutdown_timeout, "10", 1, 600, SEC_SERVER,
+            "seconds a SIGTERM drain may take: stop accepting, close sockets with 1001 so "
+            "clients reconnect elsewhere, flush queues, then exit"),
     OPT_STR(jwt_secret, "", NULL, SEC_AUTHN,
             "HS256 secret that signs access tokens (the project's JWT secret); empty = none"),
     OPT_STR(jwt_public_key, "", NULL, SEC_AUTHN,

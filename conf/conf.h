@@ -31,11 +31,13 @@ struct conf_list {
 
 struct conf {
     /* server */
-    char *bind;       /* listen address */
-    int port;         /* listen port */
-    char *log_level;  /* debug|info|warn|error */
-    char *log_format; /* text|json */
-    char *demo_dir;   /* directory served at /demo/, "" = no demo */
+    char *bind;           /* listen address */
+    int port;             /* listen port */
+    char *log_level;      /* debug|info|warn|error */
+    char *log_format;     /* text|json */
+    char *demo_dir;       /* directory served at /demo/, "" = no demo */
+    int workers;          /* processes sharing the port (SO_REUSEPORT) */
+    int shutdown_timeout; /* seconds a SIGTERM drain may take */
     /* authentication */
     char *jwt_secret;     /* HS256 secret, "" = none */
     char *jwt_public_key; /* PEM file path, "" = none */

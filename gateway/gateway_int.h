@@ -75,6 +75,10 @@ struct gw {
     struct lws_vhost *vh;             /* the one vhost */
     struct gw_loop *loop;             /* loop services for listen/ (on lws) */
     struct gw_pg *pg;                 /* PostgreSQL side, NULL without option pg */
+    int listen_fd;                    /* our SO_REUSEPORT listening socket, -1 = closed */
+    struct gw_watch *listen_watch;    /* its readiness watch */
+    bool draining;                    /* shutdown started: no new connections */
+    uint64_t drain_deadline_ms;       /* monotonic time the drain gives up */
     struct gw_metrics m;              /* counters */
     struct conn *conns;               /* all open connections (list) */
     struct gw_ipcount *ipc;           /* per-IP counts or NULL */
@@ -218,6 +222,10 @@ int gw__http_send(struct lws *wsi, unsigned status, const char *content_type, co
 
 /* Reads a query argument ("name=" with the '='); returns the value inside buf or NULL. */
 const char *gw__urlarg(struct lws *wsi, const char *name, char *buf, int len);
+
+/* listener.c: the shared (SO_REUSEPORT) listening socket */
+int gw__listener_open(struct gw *gw, struct gw_buf *err);
+void gw__listener_close(struct gw *gw);
 
 /* loop_lws.c: base/loop.h on lws; the "fdw" protocol callback serves its raw-file wsis. */
 struct gw_loop *gw__loop_lws_new(struct lws_context *ctx, struct lws_vhost *vh);

@@ -3,10 +3,14 @@
  * --version), loads the configuration, builds the verifier and the rules, and runs the
  * server. It is the one file that knows every module.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "base/base.h"
@@ -183,6 +187,80 @@ out:
     return rc;
 }
 
+/* ---- workers: N processes on one port (SO_REUSEPORT), supervised by the parent ---- */
+
+static volatile sig_atomic_t supervisor_stop;
+
+static void
+supervisor_signal(int sig)
+{
+    (void)sig;
+    supervisor_stop = 1;
+}
+
+static pid_t
+spawn_worker(const struct conf *c, int index)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        exit(serve(c));
+    }
+    if (pid > 0)
+        gw_log(GW_LOG_INFO, "worker_started", "worker=%d pid=%d", index, (int)pid);
+    return pid;
+}
+
+/* Forwards SIGTERM/SIGINT to the workers and restarts a worker that dies on its own. */
+static int
+supervise(const struct conf *c)
+{
+    pid_t *pids = gw_xcalloc((size_t)c->workers, sizeof(*pids));
+    int alive = 0, rc = 0;
+
+    signal(SIGTERM, supervisor_signal);
+    signal(SIGINT, supervisor_signal);
+    for (int i = 0; i < c->workers; i++)
+        alive += (pids[i] = spawn_worker(c, i)) > 0;
+    while (alive > 0) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+
+        if (pid < 0 && errno == EINTR) {
+            for (int i = 0; supervisor_stop && i < c->workers; i++)
+                if (pids[i] > 0)
+                    kill(pids[i], SIGTERM);
+            continue;
+        }
+        if (pid < 0)
+            break;
+        for (int i = 0; i < c->workers; i++) {
+            if (pids[i] != pid)
+                continue;
+            pids[i] = 0;
+            alive--;
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+                /* A startup failure (configuration, port in use): restarting cannot help. */
+                supervisor_stop = 1;
+                rc = 2;
+                for (int k = 0; k < c->workers; k++)
+                    if (pids[k] > 0)
+                        kill(pids[k], SIGTERM);
+            } else if (!supervisor_stop) {
+                gw_log(GW_LOG_ERROR, "worker_died", "worker=%d pid=%d status=%d", i, (int)pid,
+                       status);
+                rc = 1;
+                sleep(1);
+                alive += (pids[i] = spawn_worker(c, i)) > 0;
+            }
+        }
+    }
+    free(pids);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -217,6 +295,12 @@ main(int argc, char **argv)
         rc = cmd_token(&c, &extra);
     } else if (strcmp(cmd, "sql") == 0) {
         rc = cmd_sql(&c, &extra);
+    } else if (c.workers > 1) {
+        gw_log(GW_LOG_WARN, "workers_without_redis",
+               "workers=%d note=\"channels and presence are per worker until redis is "
+               "configured\"",
+               c.workers);
+        rc = supervise(&c);
     } else {
         rc = serve(&c);
     }

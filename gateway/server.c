@@ -304,8 +304,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
         pss->pending = NULL;
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        if (got_signal)
-            gw->stopping = true;
+        /* gw_run notices got_signal after this loop turn and starts the drain. */
         return 0;
     default:
         return http_cb(gw, wsi, reason, pss, in, len);
@@ -383,18 +382,16 @@ gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, str
     if (conf->max_connections_per_ip > 0)
         gw->ipc = gw_xcalloc(1, sizeof(*gw->ipc));
     raise_fd_limit();
+    gw->listen_fd = -1;
     memset(&info, 0, sizeof info);
-    info.port = conf->port;
-    info.iface = conf->bind;
+    /* We listen ourselves (SO_REUSEPORT, several processes per port): see listener.c. */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols_tpl;
     info.user = gw;
     info.gid = -1;
     info.uid = -1;
     info.max_http_header_data = (unsigned short)conf->max_header_bytes;
     info.timeout_secs = (unsigned)conf->handshake_timeout;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    if (strchr(conf->bind, ':'))
-        info.options = 0;
     gw->ctx = lws_create_context(&info);
     if (!gw->ctx) {
         gw_buf_printf(err, "cannot listen on %s:%d", conf->bind, conf->port);
@@ -403,6 +400,10 @@ gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, str
     }
     gw->vh = lws_get_vhost_by_name(gw->ctx, "default");
     gw->loop = gw__loop_lws_new(gw->ctx, gw->vh);
+    if (gw__listener_open(gw, err)) {
+        gw_free(gw);
+        return NULL;
+    }
     if (*conf->pg) {
         gw->pg = gw__pg_new(gw, err);
         if (!gw->pg) {
@@ -414,6 +415,23 @@ gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, str
     return gw;
 }
 
+/* Graceful drain: refuse new connections, tell every channel, flush and close each socket
+ * with 1001 so supabase-js reconnects (to another process) and rejoins by itself. */
+static void
+drain_start(struct gw *gw)
+{
+    gw->stopping = true;
+    gw->drain_deadline_ms = gw_now_ms() + (uint64_t)gw->conf->shutdown_timeout * 1000u;
+    gw__listener_close(gw);
+    gw_log(GW_LOG_INFO, "draining", "connections=%" PRIu64 " timeout_s=%d", gw->m.connections,
+           gw->conf->shutdown_timeout);
+    for (struct conn *c = gw->conns; c; c = c->next) {
+        for (uint32_t i = 0; i < c->n_chans; i++)
+            gw__channel_system(c->chans[i], "system", "ok", "Server requested disconnect");
+        gw__conn_close(c, GW_CLOSE_SHUTDOWN, "server shutting down, reconnect", false);
+    }
+}
+
 int
 gw_run(struct gw *gw)
 {
@@ -421,8 +439,12 @@ gw_run(struct gw *gw)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    while (!gw->stopping && !got_signal) {
-        if (lws_service(gw->ctx, 0) < 0)
+    for (;;) {
+        if (got_signal && !gw->stopping)
+            drain_start(gw);
+        if (gw->stopping && (gw->m.connections == 0 || gw_now_ms() >= gw->drain_deadline_ms))
+            break;
+        if (lws_service(gw->ctx, gw->stopping ? 100 : 0) < 0)
             return GW_EIO;
     }
     gw_log(GW_LOG_INFO, "shutdown", "connections=%" PRIu64, gw->m.connections);
@@ -432,7 +454,7 @@ gw_run(struct gw *gw)
 void
 gw_stop(struct gw *gw)
 {
-    gw->stopping = true;
+    got_signal = 1;
     lws_cancel_service(gw->ctx);
 }
 
@@ -444,6 +466,8 @@ gw_free(struct gw *gw)
     /* The listener's watches live on the lws loop: free it while the context exists. */
     gw__pg_free(gw->pg);
     gw->pg = NULL;
+    if (gw->loop)
+        gw__listener_close(gw);
     if (gw->ctx) {
         lws_sul_cancel(&gw->sweep);
         lws_context_destroy(gw->ctx);
