@@ -133,7 +133,7 @@ export function gatewayBin() {
 // (default 100), opts.args: { option: value | [values] } or an array of extra argv strings.
 // Resolves once GET /healthz answers 200 (10 s max).
 export async function startGateway(opts = {}) {
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     const args = ['--port', String(port), '--bind', '127.0.0.1'];
     const secret = opts.secret === undefined ? SECRET : opts.secret;
     if (secret !== null) args.push('--jwt_secret', secret);
