@@ -406,6 +406,13 @@ catchup_done(struct pg_listener *l, struct pg_job *j)
     l->phase = PG_PHASE_READY;
     l->ready_ms = gw_now_ms();
     l->prune_ms = l->ready_ms;
+    /* Save the position at once: a crash before the first periodic save must not make the
+     * next process start from max(id) and skip what was committed in between. */
+    l->order.dirty = true;
+    if (!l->save_queued) {
+        l->save_queued = true;
+        pg__job_push(l, PG_JOB_SAVE, false);
+    }
     pg__set_state(l, PG_STATE_READY, "listening");
 }
 

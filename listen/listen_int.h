@@ -30,7 +30,7 @@
 #define PG_PING_TIMEOUT_MS    3000      /* a ping must answer within this */
 #define PG_QUERY_TIMEOUT_MS   8000      /* other queries: longest silence (no input) */
 #define PG_SLOW_TIMEOUT_MS    60000     /* same for install and prune (locks, big deletes) */
-#define PG_SAVE_MS            1000      /* cursor saved at most this often */
+#define PG_SAVE_MS            200       /* cursor saved at most this often */
 #define PG_PRUNE_MS           60000     /* outbox pruned (and cursor refreshed) this often */
 #define PG_TICK_MS            1000      /* housekeeping timer period */
 #define PG_STABLE_MS          10000     /* READY this long resets the backoff */

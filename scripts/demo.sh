@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Starts the tidings demo: installs what is missing, builds, and runs the gateway in its
-# embedded default (one process, all state in memory) with the demo page at /demo/.
-# Prints the URL and development tokens. Ctrl-C stops everything this script started.
+# Starts the tidings demo: installs what is missing, builds, starts a throwaway PostgreSQL
+# with a small KPI table and a generator (scripts/demo-pg.sh), and runs the gateway (one
+# process, broadcast and presence in memory) with the demo pages at /demo/: the chat demo
+# and the live KPI dashboard. Prints the URLs and development tokens. Ctrl-C stops
+# everything this script started.
 # Environment: PORT (default 4000), BIND (default 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,13 +26,19 @@ TIDINGS_JWT_SECRET=$(cat "$state/secret")
 bin=build/gateway/tidings
 admin=$($bin token --role admin --sub demo-admin --ttl 86400)
 user=$($bin token --role user --sub demo-user --ttl 86400)
+partner=$($bin token --role user --sub demo-partner --claim business_id=1 --ttl 86400)
+conninfo=$(DEMO_PG_OWNER=$$ scripts/demo-pg.sh start "$state" "$bin")
+trap 'scripts/demo-pg.sh stop "$state"' EXIT
 
 cat <<MSG
 
-  tidings demo (embedded mode: one process, state in memory)
+  tidings demo (one process; broadcast and presence in memory; PostgreSQL for changes)
   gateway:    http://$bind:$port   (WebSocket ws://$bind:$port/realtime/v1/websocket)
-  demo page:  http://$bind:$port/demo/#key=$user
+  chat demo:  http://$bind:$port/demo/#key=$user
               open it in two browser tabs: each sees the other's broadcasts and presence
+  KPI page:   http://$bind:$port/demo/kpis#admin=$admin&partner=$partner&business=1
+              live postgres_changes: the admin sees every business, partner 1 only its own rows
+  postgres:   $conninfo   (throwaway, in $state/pg; a generator updates the KPIs every 300 ms)
   admin token (24 h): $admin
   user token  (24 h): $user
   supabase-js:  createClient('http://$bind:$port', '<token>')
@@ -38,5 +46,8 @@ cat <<MSG
   Ctrl-C stops the gateway.
 
 MSG
-exec "$bin" --bind "$bind" --port "$port" --demo_dir "$state/www" \
-    --rule "allow any all * role=admin|super_admin"
+"$bin" --bind "$bind" --port "$port" --demo_dir "$state/www" \
+    --rule "allow any all * role=admin|super_admin" \
+    --pg "$conninfo" --notify_channel cache_invalidation \
+    --row_rule "* all role=admin|super_admin" \
+    --row_rule "public.daily_kpis business_id={business_id}"

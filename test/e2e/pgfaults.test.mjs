@@ -76,7 +76,7 @@ const stopClean = async (gw) => {
 test('X0 setup: schema tidings installed with `tidings sql install`', async () => {
     const r = await tidings(['sql', 'install', '--pg', pg.conninfo]);
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
-    for (const t of ['wa', 'wb', 'wd', 'we']) await setupTable(t);
+    for (const t of ['wa', 'wb', 'we', 'wf']) await setupTable(t);
 });
 
 test('X1 listener connection terminated while a writer commits: every row once, in order', async () => {
@@ -189,31 +189,87 @@ SELECT tidings.enable_changes('public.late');`);
     }
 });
 
-test('X5 gateway killed and restarted on the same port: the client rejoins and gets the missed rows once', async () => {
+// Gateway A serves a subscriber and delivers 5 rows; A dies (signal) settleMs after that;
+// 20 rows are committed while no gateway runs; gateway B starts on A's port and database.
+// The client reconnects and rejoins by itself and must end with rows 1..25 exactly once.
+async function restartScenario(table, signal, settleMs) {
     const a = await startGateway({ args: pgArgs(pg.conninfo) });
     let b = null;
     try {
         await waitReady(a);
         const sb = client(a.url, admin);
-        const s = await pgChannelOk(sb, uniq('we'), [{ event: '*', schema: 'public', table: 'we' }]);
+        const s = await pgChannelOk(sb, uniq(table), [{ event: '*', schema: 'public', table }]);
         const rowsOf = () => s.got[0].map((p) => p.new.n);
-        await pg.psql(Array.from({ length: 5 }, (_, i) => `INSERT INTO public.we (n) VALUES (${i + 1});`).join('\n'));
+        await pg.psql(Array.from({ length: 5 }, (_, i) => `INSERT INTO public.${table} (n) VALUES (${i + 1});`).join('\n'));
         await waitFor(() => rowsOf().length === 5, 5000, 'first 5 rows via gateway A');
+        await sleep(settleMs);
 
         a.stopping = true;
-        a.proc.kill('SIGKILL');
-        await waitFor(() => a.exited(), 5000, 'gateway A to die');
-        await pg.psql(Array.from({ length: 20 }, (_, i) => `INSERT INTO public.we (n) VALUES (${i + 6});`).join('\n'));
+        a.proc.kill(signal);
+        await waitFor(() => a.exited(), 5000, 'gateway A to exit');
+        await pg.psql(Array.from({ length: 20 }, (_, i) => `INSERT INTO public.${table} (n) VALUES (${i + 6});`).join('\n'));
 
         b = await startGatewayAt(a.port, { args: pgArgs(pg.conninfo), keep: true });
         await expectExactly(rowsOf, Array.from({ length: 25 }, (_, i) => i + 1), 25_000, 'rows across a gateway restart');
         // And live rows through B.
-        await pg.psql('INSERT INTO public.we (n) VALUES (26);');
+        await pg.psql(`INSERT INTO public.${table} (n) VALUES (26);`);
         await expectExactly(rowsOf, Array.from({ length: 26 }, (_, i) => i + 1), 5000, 'a live row via gateway B');
     } catch (e) {
         if (b) console.error(`----- gateway B :${b.port} -----\n${b.stderr().slice(-8000)}`);
         throw e;
     } finally {
         if (b) await stopClean(b);
+    }
+}
+
+// The cursor is saved every second: wait for that before the crash.
+test('X5 gateway SIGKILLed and restarted on the same port: the client rejoins and gets the missed rows once', async () => {
+    await restartScenario('we', 'SIGKILL', 1500);
+});
+
+// A graceful stop right after a delivery: the replacement must not deliver those rows again.
+test('X6 gateway stopped (SIGTERM) right after a delivery and replaced: no row twice, none lost', async () => {
+    await restartScenario('wf', 'SIGTERM', 0);
+});
+
+// A crash less than a second after the gateway started, on a database where no gateway
+// saved a position yet: what is committed while no gateway runs must still arrive (USERS.md:
+// "a gateway restart must lose nothing"). Rows 1..5, delivered before the crash, may come
+// twice here; rows 6..25 must all come, in order.
+test('X7 gateway SIGKILLed within a second of its first start: the rows committed meanwhile are not lost', async () => {
+    const pg3 = await startPg();
+    let a = null;
+    let b = null;
+    try {
+        const r = await tidings(['sql', 'install', '--pg', pg3.conninfo]);
+        assert.equal(r.code, 0, r.stderr);
+        await pg3.psql(`CREATE TABLE public.wx (n int PRIMARY KEY);
+SELECT tidings.enable_changes('public.wx');`);
+        a = await startGateway({ args: pgArgs(pg3.conninfo) });
+        await waitReady(a);
+        const sb = client(a.url, admin);
+        const s = await pgChannelOk(sb, uniq('wx'), [{ event: '*', schema: 'public', table: 'wx' }]);
+        const rowsOf = () => s.got[0].map((p) => p.new.n);
+        await pg3.psql(Array.from({ length: 5 }, (_, i) => `INSERT INTO public.wx (n) VALUES (${i + 1});`).join('\n'));
+        await waitFor(() => rowsOf().length === 5, 5000, 'first 5 rows via gateway A');
+        a.stopping = true;
+        a.proc.kill('SIGKILL');
+        await waitFor(() => a.exited(), 5000, 'gateway A to die');
+        await pg3.psql(Array.from({ length: 20 }, (_, i) => `INSERT INTO public.wx (n) VALUES (${i + 6});`).join('\n'));
+        b = await startGatewayAt(a.port, { args: pgArgs(pg3.conninfo), keep: true });
+        const later = () => rowsOf().filter((n) => n > 5);
+        try {
+            await waitFor(() => later().length >= 20, 25_000, 'rows 6..25 after the crash');
+        } finally {
+            console.error(`# received: ${rowsOf().join(',')}`);
+        }
+        assert.deepEqual(later(), Array.from({ length: 20 }, (_, i) => i + 6));
+    } catch (e) {
+        if (b) console.error(`----- gateway B :${b.port} -----\n${b.stderr().slice(-8000)}`);
+        throw e;
+    } finally {
+        if (b) await stopClean(b);
+        await pg3.stop();
+        fs.rmSync(pg3.base, { recursive: true, force: true });
     }
 });

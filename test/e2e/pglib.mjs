@@ -368,7 +368,8 @@ export function changeFrames(sb, topic) {
     return sb.frames.recv.filter((f) => Array.isArray(f) && f[3] === 'postgres_changes' && (!topic || f[2] === topic));
 }
 
-// Asserts that xs is [1..n] style: strictly increasing by one from first, no duplicates.
+// Problems of a received sequence: duplicates and values not greater than their predecessor
+// ([] when strictly increasing).
 export function orderProblems(values) {
     const problems = [];
     const seen = new Set();
