@@ -33,22 +33,15 @@ struct seg {
     size_t len;         /* bytes of a literal */
 };
 
-struct cond {
-    char *claim;    /* owned claim name */
-    char **values;  /* owned accepted values */
-    size_t nvalues; /* number of values */
-    bool any;       /* '*' among the values: present with any value */
-};
-
 struct rule {
-    bool allow;         /* allow or deny */
-    unsigned scopes;    /* SCOPE_* bits */
-    unsigned actions;   /* AUTH_* action bits */
-    struct seg *segs;   /* owned topic pattern */
-    size_t nsegs;       /* segments */
-    size_t nclaims;     /* SEG_CLAIM segments */
-    struct cond *conds; /* owned conditions, all must hold */
-    size_t nconds;      /* conditions */
+    bool allow;                  /* allow or deny */
+    unsigned scopes;             /* SCOPE_* bits */
+    unsigned actions;            /* AUTH_* action bits */
+    struct seg *segs;            /* owned topic pattern */
+    size_t nsegs;                /* segments */
+    size_t nclaims;              /* SEG_CLAIM segments */
+    struct gw_claim_cond *conds; /* owned conditions, all must hold */
+    size_t nconds;               /* conditions */
 };
 
 struct auth_rules {
@@ -93,12 +86,8 @@ rule_release(struct rule *ru)
     for (size_t i = 0; i < ru->nsegs; i++)
         free(ru->segs[i].text);
     free(ru->segs);
-    for (size_t i = 0; i < ru->nconds; i++) {
-        for (size_t v = 0; v < ru->conds[i].nvalues; v++)
-            free(ru->conds[i].values[v]);
-        free(ru->conds[i].values);
-        free(ru->conds[i].claim);
-    }
+    for (size_t i = 0; i < ru->nconds; i++)
+        gw_claim_cond_release(&ru->conds[i]);
     free(ru->conds);
 }
 
@@ -117,17 +106,11 @@ auth_rules_free(struct auth_rules *r)
 static bool
 next_tok(const char **s, struct tok *t)
 {
-    const char *p = *s;
+    size_t len;
 
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (!*p)
+    if (!gw_next_token(s, &t->p, &len))
         return false;
-    t->p = p;
-    while (*p && *p != ' ' && *p != '\t')
-        p++;
-    t->len = (int)(p - t->p);
-    *s = p;
+    t->len = (int)len;
     return true;
 }
 
@@ -263,29 +246,13 @@ parse_pattern(struct rule *ru, const struct tok *t, struct gw_buf *err)
 static int
 parse_cond(struct rule *ru, const struct tok *t, struct gw_buf *err)
 {
-    const char *eq = memchr(t->p, '=', (size_t)t->len), *end = t->p + t->len, *p;
-    struct cond *c;
+    struct gw_claim_cond c;
+    int rc = gw_claim_cond_parse(&c, t->p, (size_t)t->len, err);
 
-    if (!eq || eq == t->p || eq + 1 == end) {
-        gw_buf_printf(err, "expected CLAIM=VALUE[|VALUE...], got '%.*s'", t->len, t->p);
-        return GW_EPARSE;
-    }
+    if (rc)
+        return rc;
     ru->conds = gw_xrealloc(ru->conds, (ru->nconds + 1) * sizeof(*ru->conds));
-    c = memset(&ru->conds[ru->nconds++], 0, sizeof(*c));
-    c->claim = gw_xstrndup(t->p, (size_t)(eq - t->p));
-    for (p = eq + 1; p <= end;) {
-        const char *bar = memchr(p, '|', (size_t)(end - p));
-        size_t n = (size_t)((bar ? bar : end) - p);
-
-        if (n == 0) {
-            gw_buf_printf(err, "empty value in condition '%.*s'", t->len, t->p);
-            return GW_EPARSE;
-        }
-        c->values = gw_xrealloc(c->values, (c->nvalues + 1) * sizeof(*c->values));
-        c->values[c->nvalues++] = gw_xstrndup(p, n);
-        c->any = c->any || (n == 1 && *p == '*');
-        p += n + 1;
-    }
+    ru->conds[ru->nconds++] = c;
     return 0;
 }
 
@@ -421,29 +388,13 @@ topic_matches(const struct rule *ru, const char *const *val, const size_t *vlen,
 }
 
 static bool
-cond_holds(const struct cond *c, const struct auth_identity *id)
-{
-    const char *v = auth_identity_claim(id, c->claim);
-
-    if (!v)
-        return false;
-    if (c->any)
-        return true;
-    for (size_t i = 0; i < c->nvalues; i++) {
-        if (strcmp(v, c->values[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
-static bool
 rule_matches(const struct rule *ru, const struct auth_identity *id, const char *topic, size_t len)
 {
     const char *val[RULE_MAX_CLAIMS];
     size_t vlen[RULE_MAX_CLAIMS];
 
     for (size_t i = 0; i < ru->nconds; i++) {
-        if (!cond_holds(&ru->conds[i], id))
+        if (!gw_claim_cond_holds(&ru->conds[i], auth_identity_claim(id, ru->conds[i].claim)))
             return false;
     }
     return resolve_claims(ru, id, val, vlen) && topic_matches(ru, val, vlen, topic, len);

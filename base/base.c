@@ -287,3 +287,74 @@ gw_hash64(const void *p, size_t n)
     }
     return h;
 }
+
+bool
+gw_next_token(const char **s, const char **tok, size_t *len)
+{
+    const char *p = *s;
+
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p)
+        return false;
+    *tok = p;
+    while (*p && *p != ' ' && *p != '\t')
+        p++;
+    *len = (size_t)(p - *tok);
+    *s = p;
+    return true;
+}
+
+void
+gw_claim_cond_release(struct gw_claim_cond *c)
+{
+    for (size_t v = 0; v < c->nvalues; v++)
+        free(c->values[v]);
+    free(c->values);
+    free(c->claim);
+    memset(c, 0, sizeof(*c));
+}
+
+int
+gw_claim_cond_parse(struct gw_claim_cond *c, const char *tok, size_t len, struct gw_buf *err)
+{
+    const char *eq = memchr(tok, '=', len), *end = tok + len, *p;
+
+    memset(c, 0, sizeof(*c));
+    if (!eq || eq == tok || eq + 1 == end) {
+        if (err)
+            gw_buf_printf(err, "expected CLAIM=VALUE[|VALUE...], got '%.*s'", (int)len, tok);
+        return GW_EPARSE;
+    }
+    c->claim = gw_xstrndup(tok, (size_t)(eq - tok));
+    for (p = eq + 1; p <= end;) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        size_t n = (size_t)((bar ? bar : end) - p);
+
+        if (n == 0) {
+            if (err)
+                gw_buf_printf(err, "empty value in condition '%.*s'", (int)len, tok);
+            gw_claim_cond_release(c);
+            return GW_EPARSE;
+        }
+        c->values = gw_xrealloc(c->values, (c->nvalues + 1) * sizeof(*c->values));
+        c->values[c->nvalues++] = gw_xstrndup(p, n);
+        c->any = c->any || (n == 1 && *p == '*');
+        p += n + 1;
+    }
+    return 0;
+}
+
+bool
+gw_claim_cond_holds(const struct gw_claim_cond *c, const char *value)
+{
+    if (!value)
+        return false;
+    if (c->any)
+        return true;
+    for (size_t i = 0; i < c->nvalues; i++) {
+        if (strcmp(value, c->values[i]) == 0)
+            return true;
+    }
+    return false;
+}

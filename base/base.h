@@ -114,6 +114,30 @@ struct gw_window {
 
 bool gw_window_take(struct gw_window *w, uint32_t max, uint64_t window_ms, uint64_t now_ms);
 
+/* Next token of s separated by spaces or tabs: sets *tok and *len, advances *s; returns
+ * false at the end of the text. */
+bool gw_next_token(const char **s, const char **tok, size_t *len);
+
+/*
+ * A claim condition "CLAIM=V1|V2" of the authorization rules (topic rules in auth/, row
+ * rules in filter/): it holds when the identity's claim CLAIM equals one of the values;
+ * the value '*' only requires the claim to be present. Claim names may contain ':'.
+ */
+struct gw_claim_cond {
+    char *claim;    /* owned claim name */
+    char **values;  /* owned accepted values */
+    size_t nvalues; /* number of values */
+    bool any;       /* '*' among the values: present with any value */
+};
+
+/* Parses len bytes of tok into *c. Returns 0, or GW_EPARSE with a message appended to err
+ * ("expected CLAIM=VALUE[|VALUE...], got '...'" or "empty value in condition '...'");
+ * *c is released on failure. */
+int gw_claim_cond_parse(struct gw_claim_cond *c, const char *tok, size_t len, struct gw_buf *err);
+void gw_claim_cond_release(struct gw_claim_cond *c);
+/* Whether the condition holds for a claim of text `value` (NULL: the claim is absent). */
+bool gw_claim_cond_holds(const struct gw_claim_cond *c, const char *value);
+
 /* 64-bit FNV-1a hash of n bytes. */
 uint64_t gw_hash64(const void *p, size_t n);
 

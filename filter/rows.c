@@ -17,20 +17,13 @@
 
 #define ROWS_USAGE "expected TABLE all|COLUMN={CLAIM} [CLAIM=V1|V2 ...]"
 
-struct rows_cond {
-    char *claim;    /* owned claim name */
-    char **values;  /* owned accepted values */
-    size_t nvalues; /* number of values */
-    bool any;       /* '*' among the values: present with any value */
-};
-
 struct rows_rule {
-    char *schema;            /* owned schema, NULL for any */
-    char *table;             /* owned table, NULL for any */
-    char *column;            /* owned column compared with the claim, NULL for all */
-    char *claim;             /* owned claim giving the column's value, NULL for all */
-    struct rows_cond *conds; /* owned conditions, all must hold */
-    size_t nconds;           /* conditions */
+    char *schema;                /* owned schema, NULL for any */
+    char *table;                 /* owned table, NULL for any */
+    char *column;                /* owned column compared with the claim, NULL for all */
+    char *claim;                 /* owned claim giving the column's value, NULL for all */
+    struct gw_claim_cond *conds; /* owned conditions, all must hold */
+    size_t nconds;               /* conditions */
 };
 
 struct filter_rows {
@@ -53,12 +46,8 @@ filter_rows_new(void)
 static void
 rule_release(struct rows_rule *ru)
 {
-    for (size_t i = 0; i < ru->nconds; i++) {
-        for (size_t v = 0; v < ru->conds[i].nvalues; v++)
-            free(ru->conds[i].values[v]);
-        free(ru->conds[i].values);
-        free(ru->conds[i].claim);
-    }
+    for (size_t i = 0; i < ru->nconds; i++)
+        gw_claim_cond_release(&ru->conds[i]);
     free(ru->conds);
     free(ru->schema);
     free(ru->table);
@@ -81,17 +70,11 @@ filter_rows_free(struct filter_rows *r)
 static bool
 next_tok(const char **s, struct tok *t)
 {
-    const char *p = *s;
+    size_t len;
 
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (!*p)
+    if (!gw_next_token(s, &t->p, &len))
         return false;
-    t->p = p;
-    while (*p && *p != ' ' && *p != '\t')
-        p++;
-    t->len = (int)(p - t->p);
-    *s = p;
+    t->len = (int)len;
     return true;
 }
 
@@ -139,30 +122,19 @@ parse_grant(struct rows_rule *ru, const struct tok *t, struct gw_buf *err)
 static int
 parse_cond(struct rows_rule *ru, const struct tok *t, struct gw_buf *err)
 {
-    const char *eq = memchr(t->p, '=', (size_t)t->len), *end = t->p + t->len, *p;
-    struct rows_cond *c;
+    struct gw_claim_cond c;
+    struct gw_buf why;
+    int rc;
 
-    if (!eq || eq == t->p || eq + 1 == end) {
-        gw_buf_printf(err, "row_rule: bad condition '%.*s': expected CLAIM=V1|V2 ...", t->len,
-                      t->p);
-        return GW_EPARSE;
-    }
+    gw_buf_init(&why);
+    rc = gw_claim_cond_parse(&c, t->p, (size_t)t->len, &why);
+    if (rc && err)
+        gw_buf_printf(err, "row_rule: %s", why.data ? why.data : "bad condition");
+    gw_buf_release(&why);
+    if (rc)
+        return rc;
     ru->conds = gw_xrealloc(ru->conds, (ru->nconds + 1) * sizeof(*ru->conds));
-    c = memset(&ru->conds[ru->nconds++], 0, sizeof(*c));
-    c->claim = gw_xstrndup(t->p, (size_t)(eq - t->p));
-    for (p = eq + 1; p <= end;) {
-        const char *bar = memchr(p, '|', (size_t)(end - p));
-        size_t n = (size_t)((bar ? bar : end) - p);
-
-        if (n == 0) {
-            gw_buf_printf(err, "row_rule: empty value in condition '%.*s'", t->len, t->p);
-            return GW_EPARSE;
-        }
-        c->values = gw_xrealloc(c->values, (c->nvalues + 1) * sizeof(*c->values));
-        c->values[c->nvalues++] = gw_xstrndup(p, n);
-        c->any = c->any || (n == 1 && *p == '*');
-        p += n + 1;
-    }
+    ru->conds[ru->nconds++] = c;
     return 0;
 }
 
@@ -209,22 +181,6 @@ out:
 }
 
 static bool
-cond_holds(const struct rows_cond *c, filter_claim_fn *claim, void *ud)
-{
-    const char *v = claim(ud, c->claim);
-
-    if (!v)
-        return false;
-    if (c->any)
-        return true;
-    for (size_t i = 0; i < c->nvalues; i++) {
-        if (strcmp(c->values[i], v) == 0)
-            return true;
-    }
-    return false;
-}
-
-static bool
 rule_applies(const struct rows_rule *ru, const char *schema, const char *table,
              filter_claim_fn *claim, void *ud)
 {
@@ -233,7 +189,7 @@ rule_applies(const struct rows_rule *ru, const char *schema, const char *table,
     if (ru->table && strcmp(ru->table, table) != 0)
         return false;
     for (size_t i = 0; i < ru->nconds; i++) {
-        if (!cond_holds(&ru->conds[i], claim, ud))
+        if (!gw_claim_cond_holds(&ru->conds[i], claim(ud, ru->conds[i].claim)))
             return false;
     }
     return true;

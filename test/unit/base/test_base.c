@@ -120,6 +120,47 @@ test_strndup_and_hash(void)
     ASSERT_UINT_EQ(gw_hash64("", 0), 1469598103934665603ull);
 }
 
+static void
+test_tokens(void)
+{
+    const char *s = "  allow\tany  x ", *tok;
+    size_t len;
+
+    ASSERT_TRUE(gw_next_token(&s, &tok, &len));
+    ASSERT_MEM_STR(tok, len, "allow");
+    ASSERT_TRUE(gw_next_token(&s, &tok, &len));
+    ASSERT_MEM_STR(tok, len, "any");
+    ASSERT_TRUE(gw_next_token(&s, &tok, &len));
+    ASSERT_MEM_STR(tok, len, "x");
+    ASSERT_TRUE(!gw_next_token(&s, &tok, &len));
+}
+
+static void
+test_claim_cond(void)
+{
+    struct gw_claim_cond c;
+    struct gw_buf err;
+
+    gw_buf_init(&err);
+    ASSERT_INT_EQ(gw_claim_cond_parse(&c, "custom:role=admin|super_admin", 29, &err), 0);
+    ASSERT_STR_EQ(c.claim, "custom:role");
+    ASSERT_TRUE(gw_claim_cond_holds(&c, "super_admin"));
+    ASSERT_TRUE(!gw_claim_cond_holds(&c, "user"));
+    ASSERT_TRUE(!gw_claim_cond_holds(&c, NULL));
+    gw_claim_cond_release(&c);
+    ASSERT_INT_EQ(gw_claim_cond_parse(&c, "sub=*", 5, &err), 0);
+    ASSERT_TRUE(gw_claim_cond_holds(&c, "anyone"));
+    ASSERT_TRUE(!gw_claim_cond_holds(&c, NULL));
+    gw_claim_cond_release(&c);
+    ASSERT_INT_EQ(gw_claim_cond_parse(&c, "role=a||b", 9, &err), GW_EPARSE);
+    ASSERT_STR_EQ(err.data, "empty value in condition 'role=a||b'");
+    ASSERT_NULL(c.claim);
+    gw_buf_reset(&err);
+    ASSERT_INT_EQ(gw_claim_cond_parse(&c, "role", 4, &err), GW_EPARSE);
+    ASSERT_STR_EQ(err.data, "expected CLAIM=VALUE[|VALUE...], got 'role'");
+    gw_buf_release(&err);
+}
+
 int
 main(void)
 {
@@ -130,5 +171,7 @@ main(void)
     RUN(test_window);
     RUN(test_strerror_and_levels);
     RUN(test_strndup_and_hash);
+    RUN(test_tokens);
+    RUN(test_claim_cond);
     return HARNESS_DONE();
 }

@@ -170,11 +170,11 @@ test_parse_errors(void)
     ASSERT_STR_EQ(add_error("public.x ={sub}"),
                   "row_rule: bad grant '={sub}': expected all or COLUMN={CLAIM}");
     ASSERT_STR_EQ(add_error("public.x all role"),
-                  "row_rule: bad condition 'role': expected CLAIM=V1|V2 ...");
+                  "row_rule: expected CLAIM=VALUE[|VALUE...], got 'role'");
     ASSERT_STR_EQ(add_error("public.x all role="),
-                  "row_rule: bad condition 'role=': expected CLAIM=V1|V2 ...");
+                  "row_rule: expected CLAIM=VALUE[|VALUE...], got 'role='");
     ASSERT_STR_EQ(add_error("public.x all =a"),
-                  "row_rule: bad condition '=a': expected CLAIM=V1|V2 ...");
+                  "row_rule: expected CLAIM=VALUE[|VALUE...], got '=a'");
     ASSERT_STR_EQ(add_error("public.x all role=a||b"),
                   "row_rule: empty value in condition 'role=a||b'");
     ASSERT_STR_EQ(add_error("public.x owner={custom:owner_id} role=a|b tier=*"), "");
