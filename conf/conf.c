@@ -38,6 +38,7 @@
 #define SEC_AUTHN  "authentication"
 #define SEC_AUTHZ  "authorization"
 #define SEC_PG     "postgresql"
+#define SEC_REDIS  "redis"
 #define SEC_LIMITS "limits"
 
 #define OPT(n, t, d, lo, hi, ch, sec, h)                                                      \
@@ -103,6 +104,10 @@ static const struct conf_option options[] = {
     OPT(row_rule, CONF_LIST, "", 0, 0, NULL, SEC_PG,
         "row visibility 'TABLE all|COLUMN={CLAIM} [CLAIM=V1|V2 ...]' for postgres_changes; first "
         "match decides, no match = no rows"),
+    OPT(redis, CONF_LIST, "", 0, 0, NULL, SEC_REDIS,
+        "Redis URL 'redis://[[user]:password@]host[:port][/db]' of the cross-process bus; repeat "
+        "it to hash topics over several instances; none = processes share nothing"),
+    OPT_STR(redis_prefix, "tidings:", NULL, SEC_REDIS, "prefix of every Redis key and channel"),
     OPT_LIMIT(max_connections, "100000", 1, 10000000,
               "concurrent WebSocket connections for the whole process"),
     OPT_LIMIT(max_connections_per_ip, "0", 0, 10000000,
@@ -708,7 +713,8 @@ print_section(FILE *out, const char *section, int width)
 void
 conf_print_help(FILE *out, const char *prog)
 {
-    static const char *const sections[] = { SEC_SERVER, SEC_AUTHN, SEC_AUTHZ, SEC_PG, SEC_LIMITS };
+    static const char *const sections[] = { SEC_SERVER, SEC_AUTHN, SEC_AUTHZ,
+                                            SEC_PG,     SEC_REDIS, SEC_LIMITS };
     char flag[128];
     int width = 0;
 

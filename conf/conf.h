@@ -56,6 +56,9 @@ struct conf {
     struct conf_list notify_channel; /* `CHANNEL [TOPIC]` plain NOTIFY channels to forward */
     int catchup_window;              /* seconds of outbox kept for catch-up */
     struct conf_list row_rule;       /* `row_rule` lines, in order */
+    /* redis */
+    struct conf_list redis; /* Redis URLs; topics are hashed over them */
+    char *redis_prefix;     /* key and channel prefix */
     /* limits */
     int max_connections;                /* concurrent WebSocket connections */
     int max_connections_per_ip;         /* 0 = unlimited */

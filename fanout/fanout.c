@@ -14,6 +14,10 @@
  * subscription added during a publish does not get the current message. A topic record is
  * freed when its last subscriber and its last presence entry are gone and no publish runs
  * on it. Freeing the fanout from inside a callback is not supported.
+ *
+ * Cluster mode: redis.c is told when a topic gets its first subscriber and loses its
+ * last (SUBSCRIBE / UNSUBSCRIBE), every publish is also queued for Redis, and messages of
+ * other nodes come back through fanout__deliver_local().
  */
 #include "fanout/fanout.h"
 
@@ -135,17 +139,32 @@ fanout__topic_settle(struct fanout *fo, struct fanout__topic *t)
     topic_free(t);
 }
 
+static bool
+config_valid(const struct fanout_config *cfg)
+{
+    if (!cfg || !cfg->encode || !cfg->deliver)
+        return false;
+    if (cfg->node_id && !fanout__node_id_valid(cfg->node_id))
+        return false;
+    return cfg->n_redis == 0 || (cfg->loop && cfg->redis);
+}
+
 struct fanout *
 fanout_new(const struct fanout_config *cfg)
 {
     struct fanout *fo;
 
-    if (!cfg || !cfg->encode || !cfg->deliver)
+    if (!config_valid(cfg))
         return NULL;
     fo = gw_xcalloc(1, sizeof(*fo));
     fo->encode = cfg->encode;
     fo->deliver = cfg->deliver;
     fo->ud = cfg->ud;
+    fo->node_id = cfg->node_id ? gw_xstrdup(cfg->node_id) : fanout__node_id_new();
+    if (cfg->n_redis > 0 && !(fo->redis = fanout__redis_new(fo, cfg))) {
+        fanout_free(fo);
+        return NULL;
+    }
     return fo;
 }
 
@@ -154,6 +173,8 @@ fanout_free(struct fanout *fo)
 {
     if (!fo)
         return;
+    /* First: closing the connections must not find a half-freed index. */
+    fanout__redis_free(fo->redis);
     for (size_t i = 0; fo->topics.slots && i <= fo->topics.mask; i++) {
         if (fo->topics.slots[i])
             topic_free((struct fanout__topic *)fo->topics.slots[i]);
@@ -161,7 +182,31 @@ fanout_free(struct fanout *fo)
     fanout__table_release(&fo->topics);
     fanout__table_release(&fo->pairs);
     free(fo->scratch);
+    free(fo->node_id);
     free(fo);
+}
+
+const char *
+fanout_redis_status(const struct fanout *fo, bool *ready)
+{
+    if (!fo) {
+        if (ready)
+            *ready = false;
+        return "no fanout";
+    }
+    return fanout__redis_status(fo->redis, ready);
+}
+
+const char *
+fanout_node_id(const struct fanout *fo)
+{
+    return fo ? fo->node_id : NULL;
+}
+
+void
+fanout_redis_stats(const struct fanout *fo, struct fanout_redis_stats *out)
+{
+    fanout__redis_stats(fo ? fo->redis : NULL, out);
 }
 
 static void
@@ -201,9 +246,11 @@ fanout_subscribe(struct fanout *fo, const void *topic, size_t topic_len, void *s
     s->sub_ud = sub_ud;
     slot_append(t, s);
     fanout__table_insert(&fo->pairs, &s->node);
-    if (t->live++ == 0)
-        fo->topics_with_subs++;
     fo->subs++;
+    if (t->live++ == 0) {
+        fo->topics_with_subs++;
+        fanout__redis_topic_on(fo->redis, t->key, t->key_len);
+    }
     *out = s;
     return 0;
 }
@@ -217,9 +264,11 @@ fanout_unsubscribe(struct fanout *fo, struct fanout_sub *s)
         return;
     t = s->topic;
     fanout__table_remove(&fo->pairs, &s->node);
-    if (--t->live == 0)
-        fo->topics_with_subs--;
     fo->subs--;
+    if (--t->live == 0) {
+        fo->topics_with_subs--;
+        fanout__redis_topic_off(fo->redis, t->key, t->key_len);
+    }
     if (t->publishing > 0) {
         /* A publish loop is walking the array: leave a hole, never move slots. */
         t->slots[s->idx].sub = NULL;
@@ -232,16 +281,13 @@ fanout_unsubscribe(struct fanout *fo, struct fanout_sub *s)
     fanout__topic_settle(fo, t);
 }
 
-int
-fanout_publish(struct fanout *fo, const void *topic, size_t topic_len, struct fanout_msg *m,
-               const void *exclude_sub_ud)
+size_t
+fanout__deliver_local(struct fanout *fo, const void *topic, size_t topic_len, struct fanout_msg *m,
+                      const void *exclude)
 {
-    struct fanout__topic *t;
+    struct fanout__topic *t = topic_find(fo, topic, topic_len);
     size_t n, delivered = 0;
 
-    if (!fo || !m || (!topic && topic_len > 0))
-        return GW_EINVAL;
-    t = topic_find(fo, topic, topic_len);
     if (!t)
         return 0;
     /* Our own reference: the sink may drop the caller's last one. */
@@ -252,7 +298,7 @@ fanout_publish(struct fanout *fo, const void *topic, size_t topic_len, struct fa
         /* Re-read t->slots each time: a subscribe in the callback may move the array. */
         struct fanout__slot slot = t->slots[i];
 
-        if (!slot.sub || (exclude_sub_ud && slot.sub_ud == exclude_sub_ud))
+        if (!slot.sub || (exclude && slot.sub_ud == exclude))
             continue;
         fo->deliver(fo->ud, slot.sub_ud, m);
         delivered++;
@@ -260,6 +306,20 @@ fanout_publish(struct fanout *fo, const void *topic, size_t topic_len, struct fa
     t->publishing--;
     fanout__topic_settle(fo, t);
     fanout_msg_unref(m);
+    return delivered;
+}
+
+int
+fanout_publish(struct fanout *fo, const void *topic, size_t topic_len, struct fanout_msg *m,
+               const void *exclude_sub_ud)
+{
+    size_t delivered;
+
+    if (!fo || !m || (!topic && topic_len > 0))
+        return GW_EINVAL;
+    /* Queued first: only copies bytes, and never calls back. */
+    fanout__redis_publish(fo->redis, topic, topic_len, m);
+    delivered = fanout__deliver_local(fo, topic, topic_len, m, exclude_sub_ud);
     return delivered > INT_MAX ? INT_MAX : (int)delivered;
 }
 

@@ -12,6 +12,14 @@
  *
  * Presence: per topic, one entry per owner (e.g. a channel): key, ref and meta bytes.
  *
+ * Cluster mode (n_redis > 0): fanout_publish() also sends the message's tag and body once
+ * to Redis (PUBLISH on `<prefix>bus:<topic>` of the instance chosen by hashing the topic),
+ * and every process SUBSCRIBEs to the channels of the topics it has local subscribers
+ * for; a message from another process becomes one fanout_msg delivered to the local
+ * subscribers (from the loop, inside no fanout call). Encoded frames never cross Redis.
+ * Presence stays in memory. docs/REDIS.md describes the channels, the envelope and the
+ * behaviour while Redis is down.
+ *
  * Threading: single-threaded, on the gateway's event loop. Callbacks run synchronously
  * inside the call that triggers them unless stated otherwise.
  */
@@ -62,17 +70,73 @@ typedef struct fanout_frame *fanout_encode_fn(void *ud, const struct fanout_msg 
  */
 typedef void fanout_deliver_fn(void *ud, void *sub_ud, struct fanout_msg *m);
 
+struct gw_loop;
+
+/* Redis connection state, reported on every change. */
+enum fanout_redis_state {
+    FANOUT_REDIS_CONNECTING = 1, /* first connection attempts, nothing failed yet */
+    FANOUT_REDIS_READY = 2,      /* every instance has both connections up */
+    FANOUT_REDIS_RETRYING = 3,   /* an instance failed; reconnecting with backoff */
+};
+
+/*
+ * State callback: the aggregated state of all Redis instances (READY only when all are
+ * ready) and a detail naming the failing instance and the reason, e.g.
+ * "redis 127.0.0.1:6380: Connection refused". Called only when the state or the detail
+ * changes (not once per retry), always from the loop, never from inside fanout_new() or
+ * fanout_free(). `detail` is borrowed for the duration of the call.
+ */
+typedef void fanout_state_fn(void *ud, enum fanout_redis_state st, const char *detail);
+
 struct fanout_config {
     fanout_encode_fn *encode;   /* builds frames; required */
     fanout_deliver_fn *deliver; /* the sink; required */
-    void *ud;                   /* passed to both callbacks */
+    void *ud;                   /* passed to every callback (encode, deliver, on_state) */
+    struct gw_loop *loop;       /* event loop; required when n_redis > 0 */
+    const char *const *redis;   /* URLs "redis://[[user]:password@]host[:port][/db]" */
+    size_t n_redis;             /* entries in redis; 0 = in-memory (no Redis) */
+    const char *prefix;         /* key and channel prefix; NULL = "tidings:" */
+    const char *node_id;        /* unique id of this process (1..64 bytes); NULL = generated */
+    fanout_state_fn *on_state;  /* may be NULL; aggregated Redis state changes */
 };
 
-/* Creates an in-memory fanout. Returns NULL on invalid config. */
+/*
+ * Creates a fanout: in-memory when n_redis is 0, else backed by the Redis bus (the
+ * strings of cfg are copied). It never blocks and never calls back: connections start on
+ * the next loop turn, and a Redis that is unreachable now is retried until it appears.
+ * Returns NULL on invalid config (missing callback, missing loop, malformed URL, bad
+ * node id).
+ */
 struct fanout *fanout_new(const struct fanout_config *cfg);
-/* Frees the index, all subscriptions and presence entries. Accepts NULL. Messages still
+/* Closes the Redis connections (after a non-blocking attempt to send what is queued),
+ * then frees the index, all subscriptions and presence entries. No callback runs after it
+ * returns. Accepts NULL. Must not be called from inside a fanout callback. Messages still
  * referenced elsewhere stay valid (they hold no pointer to the fanout after this). */
 void fanout_free(struct fanout *fo);
+
+/*
+ * Aggregated Redis state for /readyz: returns a text (borrowed, valid until the next loop
+ * turn or fanout call) and sets *ready (may be NULL) when every instance is ready.
+ * In-memory mode: "not configured" and ready.
+ */
+const char *fanout_redis_status(const struct fanout *fo, bool *ready);
+/* The node id in use (borrowed, valid until fanout_free). */
+const char *fanout_node_id(const struct fanout *fo);
+
+/* Counters of the Redis bus since fanout_new (all 0 in in-memory mode). */
+struct fanout_redis_stats {
+    uint64_t published;  /* PUBLISH commands queued to Redis */
+    uint64_t dropped;    /* publishes not sent: instance down or its send queue full */
+    uint64_t lost;       /* publishes sent but unconfirmed when a connection dropped */
+    uint64_t errors;     /* publishes Redis answered with an error */
+    uint64_t received;   /* bus messages of other nodes delivered locally */
+    uint64_t own;        /* bus messages of this node, ignored (delivered at publish) */
+    uint64_t malformed;  /* bus messages with a bad envelope, ignored */
+    uint64_t reconnects; /* connections re-established after having been ready */
+};
+
+/* Fills *out with the counters (zeros in in-memory mode). */
+void fanout_redis_stats(const struct fanout *fo, struct fanout_redis_stats *out);
 
 /*
  * Messages. fanout_msg_new() copies `body` (len bytes, may be 0) and returns refs = 1.
@@ -95,7 +159,9 @@ struct fanout_frame *fanout_msg_frame(struct fanout_msg *m, unsigned variant);
 /*
  * Subscribes `sub_ud` to `topic`. One subscriber may hold many topics; the same
  * (topic, sub_ud) pair twice is GW_EEXIST. On success *out is the subscription handle,
- * owned by fanout until fanout_unsubscribe(). Returns 0 or a negative GW_E* code.
+ * owned by fanout until fanout_unsubscribe(). Returns 0 or a negative GW_E* code. In
+ * cluster mode a topic's first local subscriber makes this process SUBSCRIBE to the
+ * topic's Redis channel, and its last unsubscribe makes it UNSUBSCRIBE.
  */
 int fanout_subscribe(struct fanout *fo, const void *topic, size_t topic_len, void *sub_ud,
                      struct fanout_sub **out);
@@ -106,7 +172,10 @@ void fanout_unsubscribe(struct fanout *fo, struct fanout_sub *s);
 /*
  * Publishes `m` (borrowed; fanout takes its own references as needed) to every
  * subscriber of `topic` except `exclude_sub_ud` (NULL excludes none). Returns the number
- * of local subscribers it was delivered to (>= 0) or a negative GW_E* code.
+ * of local subscribers it was delivered to (>= 0) or a negative GW_E* code. In cluster
+ * mode the tag and body are also queued for Redis (without blocking; when the instance is
+ * down the message is only delivered locally and counted as dropped); the subscribers of
+ * other processes get it there, and `exclude_sub_ud` does not apply to them.
  */
 int fanout_publish(struct fanout *fo, const void *topic, size_t topic_len, struct fanout_msg *m,
                    const void *exclude_sub_ud);

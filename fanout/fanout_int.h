@@ -7,6 +7,9 @@
  * fanout.c holds the topic index (topic bytes -> struct fanout__topic), the pair index
  * ((topic, sub_ud) -> subscription, for O(1) duplicate checks) and publishing; presence.c
  * keeps per-topic presence entries keyed by owner in a table inside the topic record.
+ * bus.c holds the pure parts of the Redis bus (URL parsing, the envelope, RESP command
+ * bytes, node ids); redis.c the hiredis connections on the gw_loop, subscriptions, the
+ * connection state and the bus traffic.
  */
 #ifndef GW_FANOUT_INT_H
 #define GW_FANOUT_INT_H
@@ -16,6 +19,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "base/base.h"
+
+#define FANOUT_DEFAULT_PREFIX "tidings:" /* key and channel prefix when none is configured */
+#define FANOUT_BUS_INFIX      "bus:"     /* channel = prefix + "bus:" + topic */
+#define FANOUT_NODE_ID_MAX    64         /* bytes of a node id (one length byte on the wire) */
+#define FANOUT_ENVELOPE_V1    1          /* first byte of a version 1 envelope */
+/* Publishes queued to one instance but not yet answered, in bytes; beyond it, drop. */
+#define FANOUT_REDIS_MAX_INFLIGHT_BYTES (32u * 1024u * 1024u)
 
 /* Embedded first in every object a table indexes. */
 struct fanout__hnode {
@@ -77,6 +89,8 @@ struct fanout__pentry {
     char bytes[];              /* key, ref, meta */
 };
 
+struct fanout__redis;
+
 struct fanout {
     fanout_encode_fn *encode;        /* builds frames; captured by each message */
     fanout_deliver_fn *deliver;      /* the sink */
@@ -88,6 +102,8 @@ struct fanout {
     struct fanout_presence *scratch; /* reusable array for fanout_presence_list */
     size_t scratch_cap;              /* entries allocated in scratch */
     bool scratch_busy;               /* a list callback is using scratch (nested list) */
+    char *node_id;                   /* this process's id on the bus (owned) */
+    struct fanout__redis *redis;     /* the Redis bus; NULL in in-memory mode */
 };
 
 /* Finds the record of a topic, or creates it when `create` is true; NULL when absent. */
@@ -97,5 +113,64 @@ struct fanout__topic *fanout__topic_get(struct fanout *fo, const void *topic, si
 void fanout__topic_settle(struct fanout *fo, struct fanout__topic *t);
 /* Frees every presence entry of a topic (used by fanout_free). */
 void fanout__presence_clear(struct fanout__topic *t);
+/* Delivers `m` to the local subscribers of `topic` except `exclude` (NULL: none), exactly
+ * as fanout_publish does without Redis. Returns the number of deliveries. */
+size_t fanout__deliver_local(struct fanout *fo, const void *topic, size_t topic_len,
+                             struct fanout_msg *m, const void *exclude);
+
+/* A parsed Redis URL (bus.c). Strings are owned; release with fanout__redis_url_release. */
+struct fanout__redis_url {
+    char *host;     /* host name or address (IPv6 without brackets) */
+    int port;       /* TCP port, 6379 when not given */
+    char *user;     /* ACL user name for AUTH, NULL = none (default user) */
+    char *password; /* password for AUTH, NULL = no AUTH */
+    int db;         /* database for SELECT, -1 = not given (no SELECT) */
+    char *label;    /* "host:port" for logs and details (never the password) */
+};
+
+/* Parses "redis://[[user]:password@]host[:port][/db]" (user and password may use %XX
+ * escapes). Returns 0 and fills *out, or GW_EINVAL (out is then empty). */
+int fanout__redis_url_parse(const char *url, struct fanout__redis_url *out);
+void fanout__redis_url_release(struct fanout__redis_url *u);
+
+/* A decoded envelope; the pointers point into the decoded bytes. */
+struct fanout__envelope {
+    const char *node;          /* node id of the publisher (not NUL-terminated) */
+    size_t node_len;           /* bytes, 1..FANOUT_NODE_ID_MAX */
+    unsigned tag;              /* the message tag */
+    const unsigned char *body; /* the message body */
+    size_t body_len;           /* bytes */
+};
+
+/* Decodes an envelope. Returns 0, or GW_EPARSE when the bytes are not a v1 envelope. */
+int fanout__envelope_decode(const void *p, size_t n, struct fanout__envelope *out);
+/* Appends "*<nargs + 1>\r\n" and the command name as a RESP bulk string to b. */
+void fanout__resp_begin(struct gw_buf *b, const char *cmd, size_t nargs);
+/* Appends the channel "<prefix>bus:<topic>" as a RESP bulk string to b. */
+void fanout__resp_channel(struct gw_buf *b, const char *prefix, size_t prefix_len,
+                          const void *topic, size_t topic_len);
+/* Appends the envelope (node, tag, body) as a RESP bulk string to b. */
+void fanout__resp_envelope(struct gw_buf *b, const char *node, size_t node_len, unsigned tag,
+                           const void *body, size_t body_len);
+/* Returns true when node_id is a usable node id (1..FANOUT_NODE_ID_MAX bytes, no
+ * control characters or spaces). */
+bool fanout__node_id_valid(const char *node_id);
+/* Returns a new node id "<host>-<pid>-<8 random hex digits>" (caller frees). */
+char *fanout__node_id_new(void);
+
+/* The Redis side (redis.c); every function ignores a NULL `r`. */
+/* Starts the connections of cfg->redis on cfg->loop (from the next loop turn). Returns
+ * NULL when a URL is malformed. Never calls back from inside. */
+struct fanout__redis *fanout__redis_new(struct fanout *fo, const struct fanout_config *cfg);
+/* Closes every connection and frees r; no callback afterwards. */
+void fanout__redis_free(struct fanout__redis *r);
+/* The topic got its first local subscriber / lost its last one. */
+void fanout__redis_topic_on(struct fanout__redis *r, const void *topic, size_t topic_len);
+void fanout__redis_topic_off(struct fanout__redis *r, const void *topic, size_t topic_len);
+/* Queues the PUBLISH of m's tag and body on the topic's instance (or counts a drop). */
+void fanout__redis_publish(struct fanout__redis *r, const void *topic, size_t topic_len,
+                           const struct fanout_msg *m);
+const char *fanout__redis_status(const struct fanout__redis *r, bool *ready);
+void fanout__redis_stats(const struct fanout__redis *r, struct fanout_redis_stats *out);
 
 #endif

@@ -196,9 +196,10 @@ get_demo(struct gw *gw, struct lws *wsi, const char *name)
 static int
 get_ready(struct gw *gw, struct lws *wsi)
 {
-    bool pg_ready;
+    bool pg_ready, redis_ready;
     const char *pg = gw__pg_status(gw->pg, &pg_ready);
-    bool ready = pg_ready && !gw->stopping;
+    const char *redis = fanout_redis_status(gw->fo, &redis_ready);
+    bool ready = pg_ready && redis_ready && !gw->stopping;
     struct gw_buf b;
     int rc;
 
@@ -208,7 +209,9 @@ get_ready(struct gw *gw, struct lws *wsi)
                   : ready      ? "ready"
                                : "degraded");
     gw_buf_append_json_str(&b, pg, strlen(pg));
-    gw_buf_append_str(&b, ",\"redis\":\"not configured\"}");
+    gw_buf_append_str(&b, ",\"redis\":");
+    gw_buf_append_json_str(&b, redis, strlen(redis));
+    gw_buf_append_str(&b, "}");
     rc = gw__http_send(wsi, ready ? 200 : 503, "application/json", b.data, b.len);
     gw_buf_release(&b);
     return rc;

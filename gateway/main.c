@@ -296,10 +296,11 @@ main(int argc, char **argv)
     } else if (strcmp(cmd, "sql") == 0) {
         rc = cmd_sql(&c, &extra);
     } else if (c.workers > 1) {
-        gw_log(GW_LOG_WARN, "workers_without_redis",
-               "workers=%d note=\"channels and presence are per worker until redis is "
-               "configured\"",
-               c.workers);
+        if (!c.redis.n)
+            gw_log(GW_LOG_WARN, "workers_without_redis",
+                   "workers=%d note=\"channels and presence are per worker until redis is "
+                   "configured\"",
+                   c.workers);
         rc = supervise(&c);
     } else {
         rc = serve(&c);

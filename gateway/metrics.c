@@ -48,6 +48,25 @@ histogram(struct gw_buf *out, const struct gw_metrics *m)
                   m->hist_count);
 }
 
+static void
+redis_metrics(const struct gw *gw, struct gw_buf *out)
+{
+    struct fanout_redis_stats st;
+    bool ready;
+
+    fanout_redis_status(gw->fo, &ready);
+    fanout_redis_stats(gw->fo, &st);
+    metric(out, "tidings_redis_up", "gauge", "1 when every Redis instance is connected.",
+           ready ? 1 : 0);
+    metric(out, "tidings_redis_published_total", "counter", "Messages published to Redis.",
+           st.published);
+    metric(out, "tidings_redis_dropped_total", "counter",
+           "Publishes not sent because an instance was down or its queue full.", st.dropped);
+    metric(out, "tidings_redis_received_total", "counter",
+           "Messages of other processes delivered from Redis.", st.received);
+    metric(out, "tidings_redis_reconnects_total", "counter", "Redis reconnections.", st.reconnects);
+}
+
 void
 gw__metrics_render(const struct gw *gw, struct gw_buf *out)
 {
@@ -83,5 +102,6 @@ gw__metrics_render(const struct gw *gw, struct gw_buf *out)
            m->broadcasts_total);
     metric(out, "tidings_rest_requests_total", "counter", "REST broadcast requests.",
            m->rest_requests_total);
+    redis_metrics(gw, out);
     histogram(out, m);
 }

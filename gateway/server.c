@@ -364,17 +364,52 @@ random_salt(void)
     return gw_hash64(&ts, sizeof ts) ^ ((uint64_t)getpid() << 32);
 }
 
+static void
+on_redis_state(void *ud, enum fanout_redis_state st, const char *detail)
+{
+    static const char *const names[] = { "", "connecting", "ready", "retrying" };
+
+    (void)ud;
+    gw_log(st == FANOUT_REDIS_RETRYING ? GW_LOG_WARN : GW_LOG_INFO, "redis",
+           "state=%s detail=\"%s\"", names[st], detail);
+}
+
+/* The fanout: in memory, or on the Redis bus when `redis` is configured. */
+static struct fanout *
+make_fanout(struct gw *gw, struct gw_buf *err)
+{
+    const struct conf_list *r = &gw->conf->redis;
+    const char **urls = gw_xcalloc(r->n + 1, sizeof(*urls));
+    struct fanout_config fc = {
+        .encode = encode,
+        .deliver = deliver,
+        .ud = gw,
+        .loop = gw->loop,
+        .redis = urls,
+        .n_redis = r->n,
+        .prefix = gw->conf->redis_prefix,
+        .on_state = on_redis_state,
+    };
+    struct fanout *fo;
+
+    for (size_t i = 0; i < r->n; i++)
+        urls[i] = r->items[i].value;
+    fo = fanout_new(&fc);
+    free(urls);
+    if (!fo)
+        gw_buf_printf(err, "redis: invalid configuration (check the redis URLs)");
+    return fo;
+}
+
 struct gw *
 gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, struct gw_buf *err)
 {
     struct gw *gw = gw_xcalloc(1, sizeof(*gw));
     struct lws_context_creation_info info;
-    struct fanout_config fc = { .encode = encode, .deliver = deliver, .ud = gw };
 
     gw->conf = conf;
     gw->auth = auth;
     gw->rules = rules;
-    gw->fo = fanout_new(&fc);
     gw->coalesce = gw_xmalloc(GW_COALESCE_MAX);
     gw->ref_salt = random_salt();
     gw->started_ms = gw_now_ms();
@@ -400,7 +435,8 @@ gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, str
     }
     gw->vh = lws_get_vhost_by_name(gw->ctx, "default");
     gw->loop = gw__loop_lws_new(gw->ctx, gw->vh);
-    if (gw__listener_open(gw, err)) {
+    gw->fo = make_fanout(gw, err);
+    if (!gw->fo || gw__listener_open(gw, err)) {
         gw_free(gw);
         return NULL;
     }
@@ -468,13 +504,17 @@ gw_free(struct gw *gw)
     gw->pg = NULL;
     if (gw->loop)
         gw__listener_close(gw);
+    /* Detach every channel while the fanout and the loop (Redis sockets) still exist. */
+    for (struct conn *c = gw->conns; c; c = c->next)
+        gw__channel_close_all(c);
+    fanout_free(gw->fo);
+    gw->fo = NULL;
     if (gw->ctx) {
         lws_sul_cancel(&gw->sweep);
         lws_context_destroy(gw->ctx);
     }
     signal_ctx = NULL;
     gw__loop_lws_free(gw->loop);
-    fanout_free(gw->fo);
     ipcount_free(gw->ipc);
     gw_buf_release(&gw->scratch);
     free(gw->coalesce);

@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-dev
-      clang-format postgresql python3)
+pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-dev libhiredis-dev
+      libpq-dev clang-format postgresql redis-server python3)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 

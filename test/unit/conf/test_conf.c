@@ -94,8 +94,8 @@ value_text(struct conf *c, const struct conf_option *o, char *buf, size_t n)
         snprintf(buf, n, "(list)");
 }
 
-static const char *const sections[] = { "server", "authentication", "authorization", "postgresql",
-                                        "limits" };
+static const char *const sections[] = { "server",     "authentication", "authorization",
+                                        "postgresql", "redis",          "limits" };
 
 static size_t
 field_size(const struct conf_option *o)
@@ -138,7 +138,7 @@ test_table(void)
     size_t n = 0;
     const struct conf_option *o = conf_options(&n);
 
-    ASSERT_INT_EQ(n, 41); /* one row per field of struct conf */
+    ASSERT_INT_EQ(n, 43); /* one row per field of struct conf */
     ASSERT_TRUE(rows_cover_struct(o, n));
     for (size_t i = 0; i < n; i++) {
         bool known = false;

@@ -1,0 +1,146 @@
+// cluster.test.mjs: several gateway processes sharing one Redis (DESIGN 2, 4): broadcasts
+// (WebSocket and REST) cross processes, a process subscribes on the bus only while it has
+// local subscribers, Redis outages do not stop local delivery and are reported by /readyz
+// and /metrics, and `workers N` processes form one cluster.
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
+
+import {
+    SECRET, client, collect, freePort, gatewayBin, httpRequest, metrics, metricValue, restBroadcast,
+    sign, sleep, startGateway, subscribe, test, uniq, waitFor,
+} from './lib.mjs';
+
+const key = sign({ role: 'admin' });
+const redisDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidings-redis-'));
+let redis = null;
+let redisPort = 0;
+
+function startRedis(port) {
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+        '--appendonly', 'no', '--dir', redisDir], { stdio: 'ignore' });
+    return proc;
+}
+
+async function redisUp(port) {
+    await waitFor(() => {
+        try {
+            return execFileSync('redis-cli', ['-p', String(port), 'ping']).toString().trim() === 'PONG';
+        } catch {
+            return false;
+        }
+    }, 10000, 'redis up');
+}
+
+function pubsubChannels() {
+    return execFileSync('redis-cli', ['-p', String(redisPort), 'pubsub', 'channels', '*']).toString()
+        .split('\n').map((s) => s.trim()).filter(Boolean);
+}
+
+after(() => {
+    if (redis) redis.kill('SIGKILL');
+    fs.rmSync(redisDir, { recursive: true, force: true });
+});
+
+async function cluster(n) {
+    if (!redis) {
+        redisPort = await freePort();
+        redis = startRedis(redisPort);
+        await redisUp(redisPort);
+    }
+    const gws = [];
+    for (let i = 0; i < n; i++) gws.push(await startGateway({ args: { redis: `redis://127.0.0.1:${redisPort}` } }));
+    return gws;
+}
+
+test('a broadcast sent on process A reaches subscribers on B and C (WebSocket and REST)', async () => {
+    const [a, b, c] = await cluster(3);
+    const topic = uniq('x');
+    const chB = client(b.url, key).channel(topic);
+    const chC = client(c.url, key).channel(topic);
+    const gotB = collect(chB, 'broadcast', { event: '*' });
+    const gotC = collect(chC, 'broadcast', { event: '*' });
+    await subscribe(chB);
+    await subscribe(chC);
+    const chA = client(a.url, key).channel(topic);
+    await subscribe(chA);
+    await chA.send({ type: 'broadcast', event: 'ws', payload: { n: 1 } });
+    const r = await restBroadcast(a, [{ topic, event: 'rest', payload: { n: 2 } }], { apikey: key });
+    assert.equal(r.status, 202);
+    await waitFor(() => gotB.length === 2 && gotC.length === 2, 5000, 'deliveries on B and C');
+    assert.deepEqual(gotB.map((m) => m.event), ['ws', 'rest']);
+    assert.deepEqual(gotC.map((m) => m.payload.n), [1, 2]);
+    await sleep(300);
+    assert.equal(gotB.length, 2, 'exactly once');
+    assert.ok(metricValue(await metrics(b), 'tidings_redis_received_total') >= 2);
+});
+
+test('a process subscribes on the bus only while it has local subscribers', async () => {
+    const [a] = await cluster(1);
+    const topic = uniq('sub');
+    const ch = client(a.url, key).channel(topic);
+    await subscribe(ch);
+    await waitFor(() => pubsubChannels().some((c) => c.endsWith(topic)), 3000, 'SUBSCRIBE');
+    await ch.unsubscribe();
+    await waitFor(() => !pubsubChannels().some((c) => c.endsWith(topic)), 3000, 'UNSUBSCRIBE');
+});
+
+test('Redis restarted: local delivery continues, /readyz reports it, the bus resumes', async () => {
+    const [a, b] = await cluster(2);
+    const topic = uniq('outage');
+    const chA = client(a.url, key).channel(topic);
+    const gotA = collect(chA, 'broadcast', { event: '*' });
+    const chB = client(b.url, key).channel(topic);
+    const gotB = collect(chB, 'broadcast', { event: '*' });
+    await subscribe(chA);
+    await subscribe(chB);
+    redis.kill('SIGKILL');
+    await new Promise((r) => redis.once('exit', r));
+    await waitFor(async () => (await httpRequest('GET', `${a.url}/readyz`)).status === 503, 10000, 'readyz 503');
+    const ready = JSON.parse((await httpRequest('GET', `${a.url}/readyz`)).body);
+    assert.match(ready.redis, /127\.0\.0\.1/);
+    assert.equal(metricValue(await metrics(a), 'tidings_redis_up'), 0);
+    // Local delivery on A still works while Redis is down.
+    await restBroadcast(a, [{ topic, event: 'local', payload: {} }], { apikey: key });
+    await waitFor(() => gotA.some((m) => m.event === 'local'), 3000, 'local delivery during the outage');
+    redis = startRedis(redisPort);
+    await redisUp(redisPort);
+    await waitFor(async () => (await httpRequest('GET', `${a.url}/readyz`)).status === 200 &&
+        (await httpRequest('GET', `${b.url}/readyz`)).status === 200, 15000, 'readyz 200 again');
+    // Subscriptions were restored: A -> B crosses again.
+    await waitFor(async () => {
+        await restBroadcast(a, [{ topic, event: 'again', payload: {} }], { apikey: key });
+        await sleep(200);
+        return gotB.some((m) => m.event === 'again');
+    }, 10000, 'cross-process delivery after the restart');
+});
+
+test('workers 2 with redis: clients on different workers see each other', async () => {
+    if (!redis) await cluster(0);
+    const port = await freePort();
+    const proc = spawn(gatewayBin(),
+        ['--port', String(port), '--jwt_secret', SECRET, '--workers', '2',
+            '--redis', `redis://127.0.0.1:${redisPort}`], { stdio: 'ignore' });
+    try {
+        await waitFor(async () => (await httpRequest('GET', `http://127.0.0.1:${port}/healthz`, { timeoutMs: 500 }).catch(() => ({}))).status === 200, 10000, 'healthz');
+        const url = `http://127.0.0.1:${port}`;
+        const topic = uniq('w');
+        // Enough clients that both workers get some (SO_REUSEPORT spreads by hash).
+        const receivers = [];
+        for (let i = 0; i < 8; i++) {
+            const ch = client(url, key).channel(topic);
+            receivers.push(collect(ch, 'broadcast', { event: 'all' }));
+            await subscribe(ch);
+        }
+        const r = await restBroadcast({ url }, [{ topic, event: 'all', payload: {} }], { apikey: key });
+        assert.equal(r.status, 202);
+        await waitFor(() => receivers.every((g) => g.length === 1), 5000, 'every client, whatever its worker');
+    } finally {
+        proc.kill('SIGTERM');
+        await new Promise((r) => proc.once('exit', r));
+    }
+});
