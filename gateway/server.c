@@ -389,6 +389,8 @@ make_fanout(struct gw *gw, struct gw_buf *err)
         .n_redis = r->n,
         .prefix = gw->conf->redis_prefix,
         .on_state = on_redis_state,
+        .presence_timeout_s = (unsigned)gw->conf->presence_timeout,
+        .on_presence_gone = gw__presence_gone,
     };
     struct fanout *fo;
 
@@ -499,6 +501,8 @@ gw_free(struct gw *gw)
 {
     if (!gw)
         return;
+    /* A late SIGTERM must not wake a context that is being destroyed. */
+    signal_ctx = NULL;
     /* The listener's watches live on the lws loop: free it while the context exists. */
     gw__pg_free(gw->pg);
     gw->pg = NULL;
@@ -513,7 +517,6 @@ gw_free(struct gw *gw)
         lws_sul_cancel(&gw->sweep);
         lws_context_destroy(gw->ctx);
     }
-    signal_ctx = NULL;
     gw__loop_lws_free(gw->loop);
     ipcount_free(gw->ipc);
     gw_buf_release(&gw->scratch);
