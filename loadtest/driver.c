@@ -386,41 +386,66 @@ start_clients(struct drv *d, struct gw_buf *err)
     return 0;
 }
 
+/* CPU counters at one moment: the sampled processes and every CPU. */
+struct cpu_snap {
+    int64_t t_us;                /* monotonic time of the snapshot */
+    int64_t gw;                  /* gateway ticks, -1 = not sampled */
+    int64_t pg;                  /* PostgreSQL ticks (postmaster and children), -1 = not sampled */
+    uint64_t busy[LT_MAX_CPUS];  /* busy jiffies per CPU */
+    uint64_t total[LT_MAX_CPUS]; /* all jiffies per CPU */
+    unsigned n;                  /* CPUs read */
+};
+
+static void
+snap_take(const struct lt_bench_opts *o, struct cpu_snap *s)
+{
+    s->t_us = lt_mono_us();
+    s->gw = o->gateway_pid ? lt_cpu_ticks(o->gateway_pid, false) : -1;
+    s->pg = o->pg_pid ? lt_cpu_ticks(o->pg_pid, true) : -1;
+    s->n = lt_cpu_stat(s->busy, s->total, LT_MAX_CPUS);
+}
+
+/* Fills the CPU figures of r from two snapshots. */
+static void
+snap_diff(const struct cpu_snap *a, const struct cpu_snap *b, struct lt_bench_result *r)
+{
+    double hz = (double)sysconf(_SC_CLK_TCK), win = (double)(b->t_us - a->t_us) / 1e6;
+
+    r->cpu_window_s = win;
+    if (a->gw >= 0 && b->gw >= 0)
+        r->gw_cpu_pct = (double)(b->gw - a->gw) / hz / win * 100.0;
+    if (a->pg >= 0 && b->pg >= 0)
+        r->pg_cpu_pct = (double)(b->pg - a->pg) / hz / win * 100.0;
+    for (unsigned i = 0; i < a->n && i < b->n; i++)
+        r->cpu_busy_pct[r->n_cpus++] =
+            b->total[i] > a->total[i]
+                ? (double)(b->busy[i] - a->busy[i]) / (double)(b->total[i] - a->total[i]) * 100.0
+                : 0.0;
+}
+
 static void
 run_writer(struct drv *d, struct gw_buf *err)
 {
     const struct lt_bench_opts *o = d->o;
-    int64_t gw0 = o->gateway_pid ? lt_cpu_ticks(o->gateway_pid, false) : -1;
-    int64_t pg0 = o->pg_pid ? lt_cpu_ticks(o->pg_pid, true) : -1, t0 = lt_mono_us(), t_end;
-    double hz = (double)sysconf(_SC_CLK_TCK);
+    struct cpu_snap *s = gw_xcalloc(2, sizeof(*s));
+    int64_t t_end;
 
-    uint64_t busy0[LT_MAX_CPUS], total0[LT_MAX_CPUS], busy1[LT_MAX_CPUS], total1[LT_MAX_CPUS];
-    unsigned n0 = lt_cpu_stat(busy0, total0, LT_MAX_CPUS), n1;
-
-    d->t_writer_us = d->t_sample_us = t0;
+    snap_take(o, &s[0]);
+    d->t_writer_us = d->t_sample_us = s[0].t_us;
     if (spawn(d, &d->wk, writer_body, 0)) {
         gw_buf_printf(err, "cannot start the writer: %s", strerror(errno));
+        free(s);
         return;
     }
-    pump_until(d, writer_done, t0 + (int64_t)(o->seconds * 1e6) + WRITER_SLACK_US);
+    pump_until(d, writer_done, s[0].t_us + (int64_t)(o->seconds * 1e6) + WRITER_SLACK_US);
     d->r->writer_ok = d->wk.final;
     t_end = lt_mono_us();
     if (d->n_kids)
         pump_until(d, drained, t_end + (int64_t)(o->drain_s * 1e6));
     d->r->drain_s = (double)(lt_mono_us() - t_end) / 1e6;
-    d->r->cpu_window_s = (double)(lt_mono_us() - t0) / 1e6;
-    n1 = lt_cpu_stat(busy1, total1, LT_MAX_CPUS);
-    for (unsigned i = 0; i < n0 && i < n1; i++)
-        d->r->cpu_busy_pct[d->r->n_cpus++] =
-            total1[i] > total0[i]
-                ? (double)(busy1[i] - busy0[i]) / (double)(total1[i] - total0[i]) * 100.0
-                : 0.0;
-    if (gw0 >= 0)
-        d->r->gw_cpu_pct =
-            (double)(lt_cpu_ticks(o->gateway_pid, false) - gw0) / hz / d->r->cpu_window_s * 100.0;
-    if (pg0 >= 0)
-        d->r->pg_cpu_pct =
-            (double)(lt_cpu_ticks(o->pg_pid, true) - pg0) / hz / d->r->cpu_window_s * 100.0;
+    snap_take(o, &s[1]);
+    snap_diff(&s[0], &s[1], d->r);
+    free(s);
 }
 
 static void
