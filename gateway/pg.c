@@ -366,51 +366,84 @@ cmp_id(const void *a, const void *b)
 }
 
 struct frame_slot {
-    uint64_t hash;              /* hash of the key */
-    char *key;                  /* vsn|topic|ids (owned) */
+    uint64_t hash;              /* hash of (vsn, topic, ids) */
+    int vsn;                    /* protocol version of the frame */
+    const char *topic;          /* wire topic (borrowed from a channel alive for the call) */
+    char *ids;                  /* "1,2" (owned) */
     struct fanout_frame *frame; /* the encoded frame */
 };
 
+/* Appends the decimal text of v (no printf on the hot path). */
+static void
+append_i64(struct gw_buf *b, int64_t v)
+{
+    char tmp[24], *e = tmp + sizeof tmp, *q = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--q = '-';
+    gw_buf_append(b, q, (size_t)(e - q));
+}
+
+static struct fanout_frame *
+change_frame(const struct channel *ch, const struct gw_buf *ids, const char *json, size_t len)
+{
+    struct gw_buf payload, frame;
+    struct fanout_frame *f;
+
+    gw_buf_init(&payload);
+    gw_buf_init(&frame);
+    gw_buf_append_str(&payload, "{\"ids\":[");
+    gw_buf_append(&payload, ids->data, ids->len);
+    gw_buf_append_str(&payload, "],\"data\":");
+    gw_buf_append(&payload, json, len);
+    gw_buf_append(&payload, "}", 1);
+    codec_encode_text(&frame, ch->conn->vsn, (struct codec_str){ NULL, 0 },
+                      (struct codec_str){ NULL, 0 }, (struct codec_str){ ch->topic, ch->topic_len },
+                      (struct codec_str){ "postgres_changes", 16 },
+                      (struct codec_str){ payload.data, payload.len });
+    f = gw__frame_new(frame.data, frame.len, false);
+    gw_buf_release(&payload);
+    gw_buf_release(&frame);
+    return f;
+}
+
 /* Encodes (or reuses) the frame for one channel and queues it. */
 static void
-send_change(struct gw_pg *p, struct channel *ch, const char *json, size_t len,
-            struct frame_slot *slots, size_t n_slots)
+send_change(struct channel *ch, const char *json, size_t len, struct frame_slot *slots,
+            size_t n_slots)
 {
-    struct gw_buf key, payload, frame;
+    struct gw_buf ids;
     uint64_t h;
     size_t i;
 
-    gw_buf_init(&key);
+    gw_buf_init(&ids);
     qsort(ch->pg_ids, ch->pg_nids, sizeof(*ch->pg_ids), cmp_id);
-    gw_buf_printf(&key, "%d|%s|", (int)ch->conn->vsn, ch->topic);
-    for (uint32_t k = 0; k < ch->pg_nids; k++)
-        gw_buf_printf(&key, "%s%lld", k ? "," : "", (long long)ch->pg_ids[k]);
-    h = gw_hash64(key.data, key.len);
-    for (i = h & (n_slots - 1); slots[i].key; i = (i + 1) & (n_slots - 1)) {
-        if (slots[i].hash == h && strcmp(slots[i].key, key.data) == 0)
+    for (uint32_t k = 0; k < ch->pg_nids; k++) {
+        if (k)
+            gw_buf_append(&ids, ",", 1);
+        append_i64(&ids, ch->pg_ids[k]);
+    }
+    h = gw_hash64(ch->topic, ch->topic_len) ^ gw_hash64(ids.data, ids.len) ^
+        (uint64_t)ch->conn->vsn;
+    for (i = h & (n_slots - 1); slots[i].frame; i = (i + 1) & (n_slots - 1)) {
+        if (slots[i].hash == h && slots[i].vsn == (int)ch->conn->vsn &&
+            strcmp(slots[i].topic, ch->topic) == 0 && strcmp(slots[i].ids, ids.data) == 0)
             break;
     }
-    if (!slots[i].key) {
-        gw_buf_init(&payload);
-        gw_buf_init(&frame);
-        gw_buf_printf(&payload,
-                      "{\"ids\":[%s],\"data\":", strchr(strchr(key.data, '|') + 1, '|') + 1);
-        gw_buf_append(&payload, json, len);
-        gw_buf_append(&payload, "}", 1);
-        codec_encode_text(&frame, ch->conn->vsn, (struct codec_str){ NULL, 0 },
-                          (struct codec_str){ NULL, 0 },
-                          (struct codec_str){ ch->topic, ch->topic_len },
-                          (struct codec_str){ "postgres_changes", 16 },
-                          (struct codec_str){ payload.data, payload.len });
+    if (!slots[i].frame) {
         slots[i].hash = h;
-        slots[i].key = gw_buf_steal(&key, NULL);
-        slots[i].frame = gw__frame_new(frame.data, frame.len, false);
-        gw_buf_release(&payload);
-        gw_buf_release(&frame);
+        slots[i].vsn = (int)ch->conn->vsn;
+        slots[i].topic = ch->topic;
+        slots[i].frame = change_frame(ch, &ids, json, len);
+        slots[i].ids = gw_buf_steal(&ids, NULL);
     }
-    gw_buf_release(&key);
+    gw_buf_release(&ids);
     gw__conn_enqueue(ch->conn, slots[i].frame);
-    (void)p;
 }
 
 static void
@@ -423,9 +456,9 @@ send_touched(struct gw_pg *p, const char *json, size_t len)
         n_slots *= 2;
     slots = gw_xcalloc(n_slots, sizeof(*slots));
     for (size_t i = 0; i < p->n_touched; i++)
-        send_change(p, p->touched[i], json, len, slots, n_slots);
+        send_change(p->touched[i], json, len, slots, n_slots);
     for (size_t i = 0; i < n_slots; i++) {
-        free(slots[i].key);
+        free(slots[i].ids);
         fanout_frame_unref(slots[i].frame);
     }
     free(slots);
