@@ -3,7 +3,9 @@
 
 import assert from 'node:assert/strict';
 
-import { client, rawConnect, sign, sleep, subscribe, test, useGateway, waitFor, wsUrlFor } from './lib.mjs';
+import {
+    client, rawConnect, sign, sleep, startGateway, subscribe, test, useGateway, waitFor, wsUrlFor,
+} from './lib.mjs';
 
 const gw = useGateway();
 const gwSmall = useGateway({ args: { max_connections: 3, idle_timeout: 10 } });
@@ -140,4 +142,22 @@ test('A10 --idle_timeout closes a silent socket; heartbeats keep a socket open (
     assert.ok(closedAt - t0 >= 9000, `closed after ${closedAt - t0} ms, before idle_timeout`);
     assert.ok(!beating.isClosed(), 'the socket that sent heartbeats was closed');
     await beating.heartbeat();
+});
+
+test('A11 --max_connections_per_ip: one more upgrade from the address gets 429, a freed slot is reused', async () => {
+    const gwIp = await startGateway({ args: { max_connections_per_ip: 2 } });
+    const open = [await rawConnect(wsUrlFor(gwIp, key)), await rawConnect(wsUrlFor(gwIp, key))];
+    const err = await rawConnect(wsUrlFor(gwIp, key)).then(() => null, (e) => e);
+    assert.ok(err, 'the third connection from 127.0.0.1 was accepted');
+    assert.equal(err.status, 429);
+    assert.deepEqual(JSON.parse(err.body), { error: 'Too many connections from this address' });
+    open[0].close();
+    await open[0].closed;
+    const again = await waitFor(() => rawConnect(wsUrlFor(gwIp, key)).catch(() => null), 3000, 'a free slot');
+    await again.heartbeat();
+    for (const r of [open[1], again]) {
+        r.close();
+        await r.closed;
+    }
+    await gwIp.stop();
 });
