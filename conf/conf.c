@@ -108,6 +108,9 @@ static const struct conf_option options[] = {
         "Redis URL 'redis://[[user]:password@]host[:port][/db]' of the cross-process bus; repeat "
         "it to hash topics over several instances; none = processes share nothing"),
     OPT_STR(redis_prefix, "tidings:", NULL, SEC_REDIS, "prefix of every Redis key and channel"),
+    OPT_INT(presence_timeout, "30", 2, 3600, SEC_REDIS,
+            "seconds after which the presence entries of a process that stopped refreshing its "
+            "Redis node key (crashed) are removed and announced as leaves by another process"),
     OPT_LIMIT(max_connections, "100000", 1, 10000000,
               "concurrent WebSocket connections for the whole process"),
     OPT_LIMIT(max_connections_per_ip, "0", 0, 10000000,

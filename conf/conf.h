@@ -59,6 +59,7 @@ struct conf {
     /* redis */
     struct conf_list redis; /* Redis URLs; topics are hashed over them */
     char *redis_prefix;     /* key and channel prefix */
+    int presence_timeout;   /* seconds before a silent node's presence is dropped */
     /* limits */
     int max_connections;                /* concurrent WebSocket connections */
     int max_connections_per_ip;         /* 0 = unlimited */

@@ -95,6 +95,56 @@ fanout__resp_envelope(struct gw_buf *b, const char *node, size_t node_len, unsig
     gw_buf_append(b, "\r\n", 2);
 }
 
+static void
+put_u32(struct gw_buf *b, size_t v)
+{
+    unsigned char x[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                           (unsigned char)(v >> 8), (unsigned char)v };
+
+    gw_buf_append(b, x, sizeof(x));
+}
+
+void
+fanout__pvalue_encode(struct gw_buf *b, const struct fanout_presence *p)
+{
+    put_u32(b, p->key_len);
+    gw_buf_append(b, p->key, p->key_len);
+    put_u32(b, p->ref_len);
+    gw_buf_append(b, p->ref, p->ref_len);
+    gw_buf_append(b, p->meta, p->meta_len);
+}
+
+/* Reads a 4-byte length and that many bytes at *at; returns false when they overrun. */
+static bool
+get_part(const unsigned char **at, const unsigned char *end, const char **s, size_t *len)
+{
+    const unsigned char *b = *at;
+    size_t n;
+
+    if (end - b < 4)
+        return false;
+    n = (size_t)b[0] << 24 | (size_t)b[1] << 16 | (size_t)b[2] << 8 | (size_t)b[3];
+    if ((size_t)(end - b - 4) < n)
+        return false;
+    *s = (const char *)b + 4;
+    *len = n;
+    *at = b + 4 + n;
+    return true;
+}
+
+int
+fanout__pvalue_decode(const void *p, size_t n, struct fanout_presence *out)
+{
+    const unsigned char *at = p, *end = at + n;
+
+    if (!p || !get_part(&at, end, &out->key, &out->key_len) ||
+        !get_part(&at, end, &out->ref, &out->ref_len))
+        return GW_EPARSE;
+    out->meta = (const char *)at;
+    out->meta_len = (size_t)(end - at);
+    return 0;
+}
+
 int
 fanout__envelope_decode(const void *p, size_t n, struct fanout__envelope *out)
 {

@@ -17,8 +17,11 @@
  * and every process SUBSCRIBEs to the channels of the topics it has local subscribers
  * for; a message from another process becomes one fanout_msg delivered to the local
  * subscribers (from the loop, inside no fanout call). Encoded frames never cross Redis.
- * Presence stays in memory. docs/REDIS.md describes the channels, the envelope and the
- * behaviour while Redis is down.
+ * Presence is cluster-wide: every entry is also written to a Redis hash per topic, lists
+ * read that hash (asynchronously), and the entries of a process that stops refreshing its
+ * node key are removed by one surviving process and reported through on_presence_gone.
+ * docs/REDIS.md describes the keys, channels, the envelope and the behaviour while Redis
+ * is down.
  *
  * Threading: single-threaded, on the gateway's event loop. Callbacks run synchronously
  * inside the call that triggers them unless stated otherwise.
@@ -88,16 +91,29 @@ enum fanout_redis_state {
  */
 typedef void fanout_state_fn(void *ud, enum fanout_redis_state st, const char *detail);
 
+struct fanout_presence;
+
+/*
+ * Presence-gone callback (cluster mode): the entries of `topic` that belonged to a
+ * process found dead (its node key expired). Across the cluster exactly one live process
+ * reports each dead entry, once. Called from the loop, inside no fanout call; pointers
+ * are borrowed for the duration of the call.
+ */
+typedef void fanout_presence_gone_fn(void *ud, const void *topic, size_t topic_len,
+                                     const struct fanout_presence *entries, size_t n);
+
 struct fanout_config {
-    fanout_encode_fn *encode;   /* builds frames; required */
-    fanout_deliver_fn *deliver; /* the sink; required */
-    void *ud;                   /* passed to every callback (encode, deliver, on_state) */
-    struct gw_loop *loop;       /* event loop; required when n_redis > 0 */
-    const char *const *redis;   /* URLs "redis://[[user]:password@]host[:port][/db]" */
-    size_t n_redis;             /* entries in redis; 0 = in-memory (no Redis) */
-    const char *prefix;         /* key and channel prefix; NULL = "tidings:" */
-    const char *node_id;        /* unique id of this process (1..64 bytes); NULL = generated */
-    fanout_state_fn *on_state;  /* may be NULL; aggregated Redis state changes */
+    fanout_encode_fn *encode;    /* builds frames; required */
+    fanout_deliver_fn *deliver;  /* the sink; required */
+    void *ud;                    /* passed to every callback (encode, deliver, on_state) */
+    struct gw_loop *loop;        /* event loop; required when n_redis > 0 */
+    const char *const *redis;    /* URLs "redis://[[user]:password@]host[:port][/db]" */
+    size_t n_redis;              /* entries in redis; 0 = in-memory (no Redis) */
+    const char *prefix;          /* key and channel prefix; NULL = "tidings:" */
+    const char *node_id;         /* unique id of this process (1..64 bytes); NULL = generated */
+    fanout_state_fn *on_state;   /* may be NULL; aggregated Redis state changes */
+    unsigned presence_timeout_s; /* node key TTL (liveness of presence); 0 = 30 */
+    fanout_presence_gone_fn *on_presence_gone; /* may be NULL; entries of dead nodes */
 };
 
 /*
@@ -212,11 +228,17 @@ int fanout_presence_del(struct fanout *fo, const void *topic, size_t topic_len, 
 
 /*
  * Lists all entries of `topic`: calls `fn` once with an array of `n` entries (n may be 0).
- * Today the call is synchronous; callers must not rely on that (a Redis-backed fanout
- * answers later), so they pass everything they need in `ud`.
+ * In-memory mode, or when the topic's Redis instance is not ready: synchronously, with
+ * the local entries. Cluster mode otherwise: later, from the loop, with the entries of
+ * every live process (this one's taken from memory at answer time, each entry once); a
+ * connection lost before the answer yields the local entries. Callers must not rely on
+ * either, and cancel a pending answer with fanout_presence_cancel() before `ud` dies.
  */
 typedef void fanout_presence_list_fn(void *ud, const struct fanout_presence *entries, size_t n);
 void fanout_presence_list(struct fanout *fo, const void *topic, size_t topic_len,
                           fanout_presence_list_fn *fn, void *ud);
+/* Cancels every pending (not yet answered) list whose ud is `ud`: their fn never runs.
+ * No-op when there is none. */
+void fanout_presence_cancel(struct fanout *fo, const void *ud);
 
 #endif

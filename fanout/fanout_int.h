@@ -8,8 +8,8 @@
  * ((topic, sub_ud) -> subscription, for O(1) duplicate checks) and publishing; presence.c
  * keeps per-topic presence entries keyed by owner in a table inside the topic record.
  * bus.c holds the pure parts of the Redis bus (URL parsing, the envelope, RESP command
- * bytes, node ids); redis.c the hiredis connections on the gw_loop, subscriptions, the
- * connection state and the bus traffic.
+ * bytes, node ids, presence values); redis.c the hiredis connections on the gw_loop,
+ * subscriptions, the connection state, the bus traffic and presence in Redis.
  */
 #ifndef GW_FANOUT_INT_H
 #define GW_FANOUT_INT_H
@@ -85,6 +85,7 @@ struct fanout_sub {
 struct fanout__pentry {
     struct fanout__hnode node; /* first: hash of the owner pointer */
     const void *owner;         /* the owner this entry belongs to */
+    uint64_t oid;              /* per-process id of the owner (Redis field suffix) */
     struct fanout_presence p;  /* points into bytes (each part NUL-terminated) */
     char bytes[];              /* key, ref, meta */
 };
@@ -103,6 +104,7 @@ struct fanout {
     size_t scratch_cap;              /* entries allocated in scratch */
     bool scratch_busy;               /* a list callback is using scratch (nested list) */
     char *node_id;                   /* this process's id on the bus (owned) */
+    uint64_t next_oid;               /* last owner id handed to a presence entry */
     struct fanout__redis *redis;     /* the Redis bus; NULL in in-memory mode */
 };
 
@@ -113,6 +115,11 @@ struct fanout__topic *fanout__topic_get(struct fanout *fo, const void *topic, si
 void fanout__topic_settle(struct fanout *fo, struct fanout__topic *t);
 /* Frees every presence entry of a topic (used by fanout_free). */
 void fanout__presence_clear(struct fanout__topic *t);
+/* Calls fn once with `extra` (n_extra entries, e.g. other nodes' ones) followed by the
+ * local entries of `topic`. */
+void fanout__presence_answer(struct fanout *fo, const void *topic, size_t topic_len,
+                             const struct fanout_presence *extra, size_t n_extra,
+                             fanout_presence_list_fn *fn, void *ud);
 /* Delivers `m` to the local subscribers of `topic` except `exclude` (NULL: none), exactly
  * as fanout_publish does without Redis. Returns the number of deliveries. */
 size_t fanout__deliver_local(struct fanout *fo, const void *topic, size_t topic_len,
@@ -152,6 +159,11 @@ void fanout__resp_channel(struct gw_buf *b, const char *prefix, size_t prefix_le
 /* Appends the envelope (node, tag, body) as a RESP bulk string to b. */
 void fanout__resp_envelope(struct gw_buf *b, const char *node, size_t node_len, unsigned tag,
                            const void *body, size_t body_len);
+/* Appends the Redis value of a presence entry: 4-byte big-endian key length, key, 4-byte
+ * big-endian ref length, ref, then the meta bytes up to the end. */
+void fanout__pvalue_encode(struct gw_buf *b, const struct fanout_presence *p);
+/* Decodes such a value (pointers into p). Returns 0 or GW_EPARSE. */
+int fanout__pvalue_decode(const void *p, size_t n, struct fanout_presence *out);
 /* Returns true when node_id is a usable node id (1..FANOUT_NODE_ID_MAX bytes, no
  * control characters or spaces). */
 bool fanout__node_id_valid(const char *node_id);
@@ -170,6 +182,18 @@ void fanout__redis_topic_off(struct fanout__redis *r, const void *topic, size_t 
 /* Queues the PUBLISH of m's tag and body on the topic's instance (or counts a drop). */
 void fanout__redis_publish(struct fanout__redis *r, const void *topic, size_t topic_len,
                            const struct fanout_msg *m);
+/* Presence in Redis: HSET of the entry (and SADD of the topic to node_topics; `alone` is
+ * ignored, the SADD is idempotent) / HDEL of the entry (and SREM of the topic when
+ * `alone`: it was the topic's last local entry). No-ops while the instance is down. */
+void fanout__redis_presence_set(struct fanout__redis *r, const void *topic, size_t topic_len,
+                                const struct fanout__pentry *e, bool alone);
+void fanout__redis_presence_del(struct fanout__redis *r, const void *topic, size_t topic_len,
+                                const struct fanout__pentry *e, bool alone);
+/* Starts an asynchronous list; returns false (nothing started) when the topic's instance
+ * is not ready, and the caller answers with the local entries. */
+bool fanout__redis_presence_list(struct fanout__redis *r, const void *topic, size_t topic_len,
+                                 fanout_presence_list_fn *fn, void *ud);
+void fanout__redis_presence_cancel(struct fanout__redis *r, const void *ud);
 const char *fanout__redis_status(const struct fanout__redis *r, bool *ready);
 void fanout__redis_stats(const struct fanout__redis *r, struct fanout_redis_stats *out);
 

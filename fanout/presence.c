@@ -11,6 +11,12 @@
  * entries kept in the fanout (a temporary one when lists nest); its callback must not
  * change the presence of the topic being listed, which would free entries it still sees.
  * Entries are listed in no particular order.
+ *
+ * Cluster mode: each entry also carries an owner id (a per-process counter, kept when the
+ * entry is replaced) and set / del mirror it into Redis (redis.c). A list then asks Redis
+ * for the entries of the other live processes and answers later, appending this
+ * process's entries from memory (fanout__presence_answer); when the topic's instance is
+ * not ready it answers at once with the local entries.
  */
 #include "fanout/fanout.h"
 
@@ -106,7 +112,9 @@ fanout_presence_set(struct fanout *fo, const void *topic, size_t topic_len, cons
     old = pentry_find(t, owner);
     if (old)
         fanout__table_remove(&t->presence, &old->node);
+    e->oid = old ? old->oid : ++fo->next_oid;
     fanout__table_insert(&t->presence, &e->node);
+    fanout__redis_presence_set(fo->redis, topic, topic_len, e, t->presence.count == 1);
     if (old && prev_fn)
         prev_fn(ud, &old->p);
     free(old);
@@ -127,6 +135,7 @@ fanout_presence_del(struct fanout *fo, const void *topic, size_t topic_len, cons
     if (!old)
         return GW_ENOTFOUND;
     fanout__table_remove(&t->presence, &old->node);
+    fanout__redis_presence_del(fo->redis, topic, topic_len, old, t->presence.count == 0);
     fanout__topic_settle(fo, t);
     if (fn)
         fn(ud, &old->p);
@@ -150,18 +159,18 @@ list_array(struct fanout *fo, size_t n, bool *temp)
 }
 
 void
-fanout_presence_list(struct fanout *fo, const void *topic, size_t topic_len,
-                     fanout_presence_list_fn *fn, void *ud)
+fanout__presence_answer(struct fanout *fo, const void *topic, size_t topic_len,
+                        const struct fanout_presence *extra, size_t n_extra,
+                        fanout_presence_list_fn *fn, void *ud)
 {
-    struct fanout__topic *t;
+    struct fanout__topic *t = fanout__topic_get(fo, topic, topic_len, false);
     struct fanout_presence *arr;
-    size_t n = 0;
+    size_t n = n_extra;
     bool temp;
 
-    if (!fo || !fn || (!topic && topic_len > 0))
-        return;
-    t = fanout__topic_get(fo, topic, topic_len, false);
-    arr = list_array(fo, t ? t->presence.count : 0, &temp);
+    arr = list_array(fo, n_extra + (t ? t->presence.count : 0), &temp);
+    if (n_extra > 0)
+        memcpy(arr, extra, n_extra * sizeof(*arr));
     for (size_t i = 0; t && t->presence.slots && i <= t->presence.mask; i++) {
         const struct fanout__pentry *e = (const struct fanout__pentry *)t->presence.slots[i];
 
@@ -174,4 +183,22 @@ fanout_presence_list(struct fanout *fo, const void *topic, size_t topic_len,
         free(arr);
     else
         fo->scratch_busy = false;
+}
+
+void
+fanout_presence_list(struct fanout *fo, const void *topic, size_t topic_len,
+                     fanout_presence_list_fn *fn, void *ud)
+{
+    if (!fo || !fn || (!topic && topic_len > 0))
+        return;
+    if (fanout__redis_presence_list(fo->redis, topic, topic_len, fn, ud))
+        return;
+    fanout__presence_answer(fo, topic, topic_len, NULL, 0, fn, ud);
+}
+
+void
+fanout_presence_cancel(struct fanout *fo, const void *ud)
+{
+    if (fo)
+        fanout__redis_presence_cancel(fo->redis, ud);
 }

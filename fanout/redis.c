@@ -29,6 +29,16 @@
  * (until both are READY again), else CONNECTING. The aggregate is reported through
  * on_state when the state or the detail changes (a retry that fails the same way reports
  * nothing), and each instance change is logged once.
+ *
+ * Presence (docs/REDIS.md, "Presence"): entries are mirrored with HSET / HDEL on the cmd
+ * connection of the topic's instance (skipped while it is not READY). When a cmd
+ * connection becomes READY, presence_register purges this node's stale fields (Lua),
+ * sets the node key with its TTL, joins `nodes` and writes every local entry again. A
+ * timer refreshes the node key and runs the dead node cleanup script, whose removed
+ * entries go to on_presence_gone grouped by topic. A list is one EVAL whose reply
+ * carries the other live nodes' values; its struct plist stays linked in r->lists until
+ * answered or cancelled (a cancelled one is only freed by its reply callback, which
+ * hiredis always calls, with NULL when the context goes away).
  */
 #include "fanout/fanout_int.h"
 
@@ -92,22 +102,37 @@ struct instance {
 };
 
 struct fanout__redis {
-    struct fanout *fo;               /* owner: topics, delivery, node id */
-    struct gw_loop *loop;            /* event loop */
-    fanout_state_fn *on_state;       /* aggregated state callback, may be NULL */
-    void *ud;                        /* for on_state */
-    char *prefix;                    /* key and channel prefix (owned) */
-    size_t prefix_len;               /* bytes of prefix */
-    const char *node;                /* the fanout's node id (borrowed) */
-    size_t node_len;                 /* bytes of node */
-    struct instance *inst;           /* instances in configuration order */
-    size_t n;                        /* entries in inst */
-    struct gw_timer *start;          /* first connection attempts, on the first loop turn */
-    struct gw_buf buf;               /* scratch for RESP commands */
-    enum fanout_redis_state state;   /* aggregated state */
-    char detail[DETAIL_MAX];         /* aggregated detail */
-    bool closing;                    /* fanout__redis_free is running: no callbacks */
-    struct fanout_redis_stats stats; /* counters */
+    struct fanout *fo;                /* owner: topics, delivery, node id */
+    struct gw_loop *loop;             /* event loop */
+    fanout_state_fn *on_state;        /* aggregated state callback, may be NULL */
+    void *ud;                         /* for on_state */
+    char *prefix;                     /* key and channel prefix (owned) */
+    size_t prefix_len;                /* bytes of prefix */
+    const char *node;                 /* the fanout's node id (borrowed) */
+    size_t node_len;                  /* bytes of node */
+    struct instance *inst;            /* instances in configuration order */
+    size_t n;                         /* entries in inst */
+    struct gw_timer *start;           /* first connection attempts, on the first loop turn */
+    struct gw_buf buf;                /* scratch for RESP commands */
+    enum fanout_redis_state state;    /* aggregated state */
+    char detail[DETAIL_MAX];          /* aggregated detail */
+    bool closing;                     /* fanout__redis_free is running: no callbacks */
+    struct fanout_redis_stats stats;  /* counters */
+    unsigned timeout_s;               /* node key TTL, seconds */
+    fanout_presence_gone_fn *on_gone; /* entries of dead nodes, may be NULL */
+    struct gw_timer *pres_tick;       /* node key refresh and dead node check */
+    struct plist *lists;              /* pending presence lists */
+};
+
+/* A pending presence list (the privdata of its EVAL). */
+struct plist {
+    struct plist *prev, *next;   /* in r->lists while pending */
+    struct fanout__redis *r;     /* owner */
+    fanout_presence_list_fn *fn; /* the answer */
+    void *ud;                    /* for fn */
+    bool cancelled;              /* fn must not run (unlinked) */
+    size_t topic_len;            /* bytes of topic */
+    unsigned char topic[];       /* the topic listed */
 };
 
 static void on_watch(void *ud, int fd, unsigned events);
@@ -218,6 +243,7 @@ abort_conn(struct rconn *rc, const char *why)
 }
 
 static void resubscribe(struct rconn *rc);
+static void presence_register(struct instance *in);
 
 static void
 ready(struct rconn *rc)
@@ -235,6 +261,8 @@ ready(struct rconn *rc)
     rc->error[0] = '\0';
     if (rc->is_sub)
         resubscribe(rc);
+    else
+        presence_register(rc->inst);
     update_state(r);
 }
 
@@ -669,6 +697,340 @@ fanout__redis_publish(struct fanout__redis *r, const void *topic, size_t topic_l
     r->stats.published++;
 }
 
+/* ---- presence ---- */
+
+/* Removes the fields of node ARGV[2] from the presence hashes of the topics in its
+ * node_topics set; returns the removed (topic, value) pairs flat. Shared by the purge of
+ * our own stale fields on reconnect and by the dead node cleanup. */
+#define LUA_PURGE                                                                   \
+    "local function purge(p, n, out) "                                              \
+    "local nt = p .. 'node_topics:' .. n "                                          \
+    "for _, t in ipairs(redis.call('SMEMBERS', nt)) do "                            \
+    "local h = p .. 'presence:' .. t "                                              \
+    "local kv = redis.call('HGETALL', h) "                                          \
+    "for i = 1, #kv, 2 do "                                                         \
+    "if string.match(kv[i], '^(.*):[0-9]+$') == n then "                            \
+    "redis.call('HDEL', h, kv[i]) out[#out + 1] = t out[#out + 1] = kv[i + 1] end " \
+    "end end "                                                                      \
+    "redis.call('DEL', nt) "                                                        \
+    "end "
+
+/* ARGV: prefix, node. Drops our own fields (stale after a connection loss). */
+static const char lua_self[] = LUA_PURGE "local out = {} purge(ARGV[1], ARGV[2], out) return 0";
+
+/* ARGV: prefix, node. Every member of `nodes` without a node key whose cleanup lock we
+ * win is purged and forgotten; returns the removed (topic, value) pairs. */
+static const char lua_cleanup[] =
+    LUA_PURGE "local p, me, out = ARGV[1], ARGV[2], {} "
+              "for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do "
+              "if n ~= me and redis.call('EXISTS', p .. 'node:' .. n) == 0 and "
+              "redis.call('SET', p .. 'cleanup:' .. n, me, 'NX', 'PX', 10000) then "
+              "purge(p, n, out) redis.call('SREM', p .. 'nodes', n) "
+              "redis.call('DEL', p .. 'node:' .. n) end end "
+              "return out";
+
+/* ARGV: prefix, node, topic. The values of the topic's fields of other live nodes. */
+static const char lua_list[] =
+    "local p, me, live, out = ARGV[1], ARGV[2], {}, {} "
+    "local kv = redis.call('HGETALL', p .. 'presence:' .. ARGV[3]) "
+    "for i = 1, #kv, 2 do "
+    "local n = string.match(kv[i], '^(.*):[0-9]+$') "
+    "if n and n ~= me then "
+    "if live[n] == nil then live[n] = redis.call('EXISTS', p .. 'node:' .. n) == 1 end "
+    "if live[n] then out[#out + 1] = kv[i + 1] end "
+    "end end "
+    "return out";
+
+/* The cmd context of an instance when it is READY, else NULL. */
+static redisAsyncContext *
+cmd_ctx(const struct instance *in)
+{
+    return in->cmd.phase == PH_READY ? in->cmd.ac : NULL;
+}
+
+/* Sets b to prefix + infix + bytes. */
+static void
+key_of(struct gw_buf *b, const struct fanout__redis *r, const char *infix, const void *bytes,
+       size_t len)
+{
+    gw_buf_reset(b);
+    gw_buf_append(b, r->prefix, r->prefix_len);
+    gw_buf_append_str(b, infix);
+    gw_buf_append(b, bytes, len);
+}
+
+/* Field "<node>:<owner id>" into out (room for FANOUT_NODE_ID_MAX + 22 bytes). */
+static size_t
+field_of(char *out, size_t cap, const struct fanout__redis *r, uint64_t oid)
+{
+    int n = snprintf(out, cap, "%s:%llu", r->node, (unsigned long long)oid);
+
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* HSET of one entry (and SADD of its topic to node_topics when `add_topic`). */
+static void
+write_entry(struct fanout__redis *r, redisAsyncContext *ac, const void *topic, size_t topic_len,
+            const struct fanout__pentry *e, bool add_topic)
+{
+    struct gw_buf key, val;
+    char field[FANOUT_NODE_ID_MAX + 32];
+    size_t flen = field_of(field, sizeof(field), r, e->oid);
+
+    gw_buf_init(&key);
+    gw_buf_init(&val);
+    key_of(&key, r, "presence:", topic, topic_len);
+    fanout__pvalue_encode(&val, &e->p);
+    redisAsyncCommand(ac, NULL, NULL, "HSET %b %b %b", key.data, key.len, field, flen, val.data,
+                      val.len);
+    if (add_topic) {
+        key_of(&key, r, "node_topics:", r->node, r->node_len);
+        redisAsyncCommand(ac, NULL, NULL, "SADD %b %b", key.data, key.len, topic, topic_len);
+    }
+    gw_buf_release(&key);
+    gw_buf_release(&val);
+}
+
+void
+fanout__redis_presence_set(struct fanout__redis *r, const void *topic, size_t topic_len,
+                           const struct fanout__pentry *e, bool alone)
+{
+    redisAsyncContext *ac;
+
+    (void)alone;
+    if (!r || !(ac = cmd_ctx(pick(r, topic, topic_len))))
+        return; /* written by presence_register once ready */
+    write_entry(r, ac, topic, topic_len, e, true);
+}
+
+void
+fanout__redis_presence_del(struct fanout__redis *r, const void *topic, size_t topic_len,
+                           const struct fanout__pentry *e, bool alone)
+{
+    redisAsyncContext *ac;
+    struct gw_buf key;
+    char field[FANOUT_NODE_ID_MAX + 32];
+    size_t flen;
+
+    if (!r || !(ac = cmd_ctx(pick(r, topic, topic_len))))
+        return; /* a stale field is purged by presence_register once ready */
+    flen = field_of(field, sizeof(field), r, e->oid);
+    gw_buf_init(&key);
+    key_of(&key, r, "presence:", topic, topic_len);
+    redisAsyncCommand(ac, NULL, NULL, "HDEL %b %b", key.data, key.len, field, flen);
+    if (alone) {
+        key_of(&key, r, "node_topics:", r->node, r->node_len);
+        redisAsyncCommand(ac, NULL, NULL, "SREM %b %b", key.data, key.len, topic, topic_len);
+    }
+    gw_buf_release(&key);
+}
+
+/* SET node key with TTL and SADD to nodes. */
+static void
+node_refresh(struct fanout__redis *r, redisAsyncContext *ac)
+{
+    struct gw_buf key;
+
+    gw_buf_init(&key);
+    key_of(&key, r, "node:", r->node, r->node_len);
+    redisAsyncCommand(ac, NULL, NULL, "SET %b %b EX %u", key.data, key.len, r->node, r->node_len,
+                      r->timeout_s);
+    key_of(&key, r, "nodes", NULL, 0);
+    redisAsyncCommand(ac, NULL, NULL, "SADD %b %b", key.data, key.len, r->node, r->node_len);
+    gw_buf_release(&key);
+}
+
+/* The cmd connection of `in` became READY: drop our stale fields, register this node and
+ * write every local entry of the instance's topics again (a restarted Redis lost them). */
+static void
+presence_register(struct instance *in)
+{
+    struct fanout__redis *r = in->r;
+    redisAsyncContext *ac = in->cmd.ac;
+    const struct fanout__table *t = &r->fo->topics;
+
+    redisAsyncCommand(ac, NULL, NULL, "EVAL %s 0 %b %b", lua_self, r->prefix, r->prefix_len,
+                      r->node, r->node_len);
+    node_refresh(r, ac);
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        const struct fanout__topic *tp = (const struct fanout__topic *)t->slots[i];
+        const struct fanout__table *pt = tp ? &tp->presence : NULL;
+        bool first = true;
+
+        if (!pt || pt->count == 0 || pick(r, tp->key, tp->key_len) != in)
+            continue;
+        for (size_t k = 0; pt->slots && k <= pt->mask; k++) {
+            if (!pt->slots[k])
+                continue;
+            write_entry(r, ac, tp->key, tp->key_len, (const struct fanout__pentry *)pt->slots[k],
+                        first);
+            first = false;
+        }
+    }
+}
+
+static void
+plist_unlink(struct plist *pl)
+{
+    struct fanout__redis *r = pl->r;
+
+    if (pl->prev)
+        pl->prev->next = pl->next;
+    else if (r->lists == pl)
+        r->lists = pl->next;
+    if (pl->next)
+        pl->next->prev = pl->prev;
+    pl->prev = pl->next = NULL;
+}
+
+/* Decodes the values of an EVAL array reply into entries (malformed ones skipped);
+ * returns the count. `out` has room for rep->elements entries. */
+static size_t
+decode_values(const redisReply *rep, size_t from, size_t step, struct fanout_presence *out)
+{
+    size_t n = 0;
+
+    for (size_t i = from; i < rep->elements; i += step) {
+        const redisReply *e = rep->element[i];
+
+        if (e->type == REDIS_REPLY_STRING && fanout__pvalue_decode(e->str, e->len, &out[n]) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* The answer of a list's EVAL (NULL: the connection is gone). */
+static void
+on_list(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct plist *pl = privdata;
+    struct fanout__redis *r = pl->r;
+    const redisReply *rep = reply;
+    struct fanout_presence *arr = NULL;
+    size_t n = 0;
+
+    (void)ac;
+    if (!pl->cancelled)
+        plist_unlink(pl);
+    if (pl->cancelled || r->closing) {
+        free(pl);
+        return;
+    }
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+        arr = gw_xmalloc(rep->elements * sizeof(*arr));
+        n = decode_values(rep, 0, 1, arr);
+    }
+    fanout__presence_answer(r->fo, pl->topic, pl->topic_len, arr, n, pl->fn, pl->ud);
+    free(arr);
+    free(pl);
+}
+
+bool
+fanout__redis_presence_list(struct fanout__redis *r, const void *topic, size_t topic_len,
+                            fanout_presence_list_fn *fn, void *ud)
+{
+    redisAsyncContext *ac;
+    struct plist *pl;
+
+    if (!r || !(ac = cmd_ctx(pick(r, topic, topic_len))))
+        return false;
+    pl = gw_xcalloc(1, sizeof(*pl) + topic_len);
+    pl->r = r;
+    pl->fn = fn;
+    pl->ud = ud;
+    pl->topic_len = topic_len;
+    if (topic_len > 0)
+        memcpy(pl->topic, topic, topic_len);
+    if (redisAsyncCommand(ac, on_list, pl, "EVAL %s 0 %b %b %b", lua_list, r->prefix, r->prefix_len,
+                          r->node, r->node_len, pl->topic, topic_len) != REDIS_OK) {
+        free(pl);
+        return false;
+    }
+    pl->next = r->lists;
+    if (r->lists)
+        r->lists->prev = pl;
+    r->lists = pl;
+    return true;
+}
+
+void
+fanout__redis_presence_cancel(struct fanout__redis *r, const void *ud)
+{
+    struct plist *pl, *next;
+
+    if (!r)
+        return;
+    for (pl = r->lists; pl; pl = next) {
+        next = pl->next;
+        if (pl->ud != ud)
+            continue;
+        plist_unlink(pl);
+        pl->cancelled = true; /* freed by on_list */
+    }
+}
+
+/* Reports the (topic, value) pairs of a cleanup, one call per run of equal topics. */
+static void
+report_gone(struct fanout__redis *r, const redisReply *rep)
+{
+    struct fanout_presence *arr = gw_xmalloc((rep->elements / 2 + 1) * sizeof(*arr));
+
+    for (size_t i = 0; i + 1 < rep->elements;) {
+        const redisReply *t = rep->element[i];
+        size_t j = i, n = 0;
+
+        while (j + 1 < rep->elements && rep->element[j]->type == REDIS_REPLY_STRING &&
+               t->type == REDIS_REPLY_STRING && rep->element[j]->len == t->len &&
+               memcmp(rep->element[j]->str, t->str, t->len) == 0) {
+            const redisReply *v = rep->element[j + 1];
+
+            if (v->type == REDIS_REPLY_STRING &&
+                fanout__pvalue_decode(v->str, v->len, &arr[n]) == 0)
+                n++;
+            j += 2;
+        }
+        if (j == i)
+            j += 2; /* not a string topic: skip the pair */
+        if (n > 0 && t->type == REDIS_REPLY_STRING)
+            r->on_gone(r->ud, t->str, t->len, arr, n);
+        i = j;
+    }
+    free(arr);
+}
+
+static void
+on_cleanup(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct fanout__redis *r = privdata;
+    const redisReply *rep = reply;
+
+    (void)ac;
+    if (!rep || r->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
+        return;
+    gw_log(GW_LOG_INFO, "presence_cleanup", "entries=%zu", rep->elements / 2);
+    if (r->on_gone)
+        report_gone(r, rep);
+}
+
+/* Refreshes the node key and looks for dead nodes on every ready instance. */
+static void
+on_pres_tick(void *ud)
+{
+    struct fanout__redis *r = ud;
+    uint64_t ms = (uint64_t)r->timeout_s * 1000u / 3u;
+
+    gw_timer_set(r->loop, r->pres_tick, ms > 5000 ? 5000 : ms);
+    for (size_t i = 0; i < r->n; i++) {
+        redisAsyncContext *ac = cmd_ctx(&r->inst[i]);
+
+        if (!ac)
+            continue;
+        node_refresh(r, ac);
+        redisAsyncCommand(ac, on_cleanup, r, "EVAL %s 0 %b %b", lua_cleanup, r->prefix,
+                          r->prefix_len, r->node, r->node_len);
+    }
+}
+
 /* ---- life of the whole ---- */
 
 static void
@@ -677,6 +1039,7 @@ on_start(void *ud)
     struct fanout__redis *r = ud;
 
     update_state(r); /* announces CONNECTING */
+    gw_timer_set(r->loop, r->pres_tick, 0);
     for (size_t i = 0; i < r->n; i++) {
         gw_timer_set(r->loop, r->inst[i].tick, HEALTH_MS);
         on_retry(&r->inst[i].sub);
@@ -710,6 +1073,8 @@ fanout__redis_new(struct fanout *fo, const struct fanout_config *cfg)
     r->prefix_len = strlen(prefix);
     r->node = fo->node_id;
     r->node_len = strlen(fo->node_id);
+    r->timeout_s = cfg->presence_timeout_s ? cfg->presence_timeout_s : 30;
+    r->on_gone = cfg->on_presence_gone;
     gw_buf_init(&r->buf);
     r->inst = gw_xcalloc(cfg->n_redis, sizeof(*r->inst));
     for (size_t i = 0; i < cfg->n_redis; i++) {
@@ -725,6 +1090,7 @@ fanout__redis_new(struct fanout *fo, const struct fanout_config *cfg)
         rconn_init(&in->cmd, in, false);
         in->tick = gw_timer_new(r->loop, on_tick, in);
     }
+    r->pres_tick = gw_timer_new(r->loop, on_pres_tick, r);
     r->start = gw_timer_new(r->loop, on_start, r);
     gw_timer_set(r->loop, r->start, 0);
     return r;
@@ -763,6 +1129,7 @@ fanout__redis_free(struct fanout__redis *r)
     for (size_t i = 0; i < r->n; i++)
         fanout__redis_url_release(&r->inst[i].url);
     gw_timer_free(r->loop, r->start);
+    gw_timer_free(r->loop, r->pres_tick);
     gw_buf_release(&r->buf);
     free(r->inst);
     free(r->prefix);

@@ -275,6 +275,7 @@ chan_remove(struct channel *ch)
     fanout_unsubscribe(gw->fo, ch->psub);
     ch->bsub = ch->psub = NULL;
     presence_untrack(ch);
+    fanout_presence_cancel(gw->fo, ch);
     gw__pg_leave(ch);
     json_decref(ch->pg_params);
     for (uint32_t i = 0; i < c->n_chans; i++) {
@@ -362,24 +363,21 @@ update_subscriptions(struct channel *ch)
 
 /* ---- presence_state ---- */
 
-struct state_ctx {
-    struct channel *ch; /* the channel to send the state to */
-};
-
-static void
-send_state(void *ud, const struct fanout_presence *e, size_t n)
+/* Builds {key:{"metas":[{"phx_ref":ref,<meta members>},..]},..} from entries. */
+static json_t *
+presence_json(const struct fanout_presence *e, size_t n)
 {
-    struct state_ctx *sc = ud;
     json_t *state = json_object();
-    char *text;
 
     for (size_t i = 0; i < n; i++) {
         char *k = gw_xstrndup(e[i].key, e[i].key_len);
         json_t *entry = json_object_get(state, k);
         json_t *meta = json_loadb(e[i].meta, e[i].meta_len, 0, NULL);
 
-        if (!meta)
+        if (!json_is_object(meta)) {
+            json_decref(meta);
             meta = json_object();
+        }
         json_object_set_new(meta, "phx_ref", json_stringn(e[i].ref, e[i].ref_len));
         if (!entry) {
             entry = json_pack("{s:[]}", "metas");
@@ -388,9 +386,18 @@ send_state(void *ud, const struct fanout_presence *e, size_t n)
         json_array_append_new(json_object_get(entry, "metas"), meta);
         free(k);
     }
-    text = json_dumps(state, JSON_COMPACT);
-    push(sc->ch->conn, ch_jr(sc->ch), null_str, ch_topic(sc->ch), "presence_state", text,
-         strlen(text));
+    return state;
+}
+
+/* The list answer; ud is the channel (chan_remove cancels a pending answer). */
+static void
+send_state(void *ud, const struct fanout_presence *e, size_t n)
+{
+    struct channel *ch = ud;
+    json_t *state = presence_json(e, n);
+    char *text = json_dumps(state, JSON_COMPACT);
+
+    push(ch->conn, ch_jr(ch), null_str, ch_topic(ch), "presence_state", text, strlen(text));
     free(text);
     json_decref(state);
 }
@@ -401,9 +408,30 @@ send_presence_state(struct channel *ch)
     struct gw *gw = ch->conn->gw;
     char key[FO_KEY_MAX];
     size_t klen = fo_key(key, 'p', ch->is_private, ch->sub, ch->sub_len);
-    struct state_ctx sc = { ch };
 
-    fanout_presence_list(gw->fo, key, klen, send_state, &sc);
+    fanout_presence_list(gw->fo, key, klen, send_state, ch);
+}
+
+void
+gw__presence_gone(void *ud, const void *topic, size_t topic_len,
+                  const struct fanout_presence *entries, size_t n)
+{
+    struct gw *gw = ud;
+    const char *t = topic;
+    json_t *diff;
+    char *text, wire[FO_KEY_MAX + 16];
+    int wlen;
+
+    /* topic = "p:<0|1>:<sub>"; the wire topic is "realtime:<sub>". */
+    if (topic_len < 4 || t[0] != 'p' || topic_len - 4 > FO_KEY_MAX)
+        return;
+    wlen = snprintf(wire, sizeof wire, "realtime:%.*s", (int)(topic_len - 4), t + 4);
+    diff = json_pack("{s:{},s:o}", "joins", "leaves", presence_json(entries, n));
+    text = json_dumps(diff, JSON_COMPACT);
+    publish_push(gw, topic, topic_len, (struct codec_str){ wire, (size_t)wlen }, "presence_diff",
+                 text, strlen(text));
+    free(text);
+    json_decref(diff);
 }
 
 /* ---- join ---- */

@@ -189,6 +189,10 @@ void gw__conn_sweep(struct conn *c, uint64_t now_ms, int64_t now_s);
 void gw__channel_dispatch(struct conn *c, struct codec_msg *m);
 void gw__channel_close_all(struct conn *c);
 void gw__channel_check_expiry(struct conn *c, int64_t now_s);
+/* fanout on_presence_gone (ud = struct gw): publishes the leaves presence_diff of the
+ * entries of a dead process on presence topic "p:<0|1>:<sub>". */
+void gw__presence_gone(void *ud, const void *topic, size_t topic_len,
+                       const struct fanout_presence *entries, size_t n);
 /* Publishes a broadcast to (privacy, subtopic); exclude may be NULL. Returns deliveries. */
 int gw__broadcast_publish(struct gw *gw, bool is_private, const char *sub, size_t sub_len,
                           struct codec_str event, struct codec_str meta, bool json,

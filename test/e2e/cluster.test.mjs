@@ -144,3 +144,40 @@ test('workers 2 with redis: clients on different workers see each other', async 
         await new Promise((r) => proc.once('exit', r));
     }
 });
+
+test('presence is cluster-wide; a SIGKILLed process\'s members leave within presence_timeout', async () => {
+    if (!redis) await cluster(0);
+    const args = { redis: `redis://127.0.0.1:${redisPort}`, presence_timeout: 3 };
+    const a = await startGateway({ args });
+    const b = await startGateway({ args });
+    const name = uniq('pres');
+    const member = async (gw, k) => {
+        const ch = client(gw.url, key).channel(name, { config: { presence: { key: k } } });
+        const ev = { leaves: [] };
+        ch.on('presence', { event: 'sync' }, () => {});
+        ch.on('presence', { event: 'leave' }, (e) => ev.leaves.push(e));
+        await subscribe(ch);
+        return { ch, ev, keys: () => Object.keys(ch.presenceState()).sort().join() };
+    };
+    const ma = await member(a, 'alice');
+    const mb = await member(b, 'bob');
+    assert.equal(await ma.ch.track({ user: 'alice' }), 'ok');
+    assert.equal(await mb.ch.track({ user: 'bob' }), 'ok');
+    await waitFor(() => ma.keys() === 'alice,bob' && mb.keys() === 'alice,bob', 5000, 'both keys on both');
+    // A client joining later on B gets A's member in its presence_state (read from Redis).
+    const late = await member(b, 'carol');
+    await waitFor(() => late.keys() === 'alice,bob', 5000, 'state of a late joiner on B lists alice');
+    assert.equal(late.ch.presenceState().alice[0].user, 'alice');
+    a.stopping = true; // killed on purpose
+    a.proc.kill('SIGKILL');
+    const t0 = Date.now();
+    await waitFor(() => mb.keys() === 'bob' && late.keys() === 'bob', 10000, 'alice gone on B');
+    assert.ok(Date.now() - t0 < 3000 + 5000, 'within presence_timeout + a few seconds');
+    assert.equal(mb.ev.leaves.filter((l) => l.key === 'alice').length, 1, 'one leave event for alice');
+    assert.equal(mb.ev.leaves[0].leftPresences[0].user, 'alice');
+    await sleep(2000);
+    assert.equal(mb.ev.leaves.filter((l) => l.key === 'alice').length, 1, 'exactly once');
+    // A new joiner on B no longer sees alice.
+    const later = await member(b, 'dave');
+    await waitFor(() => later.keys() === 'bob', 5000, 'state without alice');
+});

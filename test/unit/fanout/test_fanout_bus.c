@@ -189,6 +189,34 @@ test_node_id(void)
     free(b);
 }
 
+/* A presence value round-trips binary bytes; truncated values are refused. */
+static void
+test_pvalue(void)
+{
+    static const char meta[] = "{\"a\":\"\0x\"}";
+    struct fanout_presence in = { "k\0y", 3, "ref", 3, meta, sizeof(meta) - 1 }, out;
+    struct gw_buf b;
+
+    gw_buf_init(&b);
+    fanout__pvalue_encode(&b, &in);
+    ASSERT_UINT_EQ(b.len, 4 + 3 + 4 + 3 + sizeof(meta) - 1);
+    ASSERT_INT_EQ(fanout__pvalue_decode(b.data, b.len, &out), 0);
+    ASSERT_UINT_EQ(out.key_len, 3);
+    ASSERT_TRUE(memcmp(out.key, "k\0y", 3) == 0);
+    ASSERT_MEM_STR(out.ref, out.ref_len, "ref");
+    ASSERT_UINT_EQ(out.meta_len, sizeof(meta) - 1);
+    ASSERT_TRUE(memcmp(out.meta, meta, out.meta_len) == 0);
+    /* Empty meta. */
+    ASSERT_INT_EQ(fanout__pvalue_decode(b.data, 14, &out), 0);
+    ASSERT_UINT_EQ(out.meta_len, 0);
+    /* Cut inside the key or the ref, or shorter than a length. */
+    ASSERT_INT_EQ(fanout__pvalue_decode(b.data, 6, &out), GW_EPARSE);
+    ASSERT_INT_EQ(fanout__pvalue_decode(b.data, 13, &out), GW_EPARSE);
+    ASSERT_INT_EQ(fanout__pvalue_decode(b.data, 3, &out), GW_EPARSE);
+    ASSERT_INT_EQ(fanout__pvalue_decode(NULL, 0, &out), GW_EPARSE);
+    gw_buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -200,5 +228,6 @@ main(void)
     RUN(test_envelope_roundtrip);
     RUN(test_envelope_invalid);
     RUN(test_node_id);
+    RUN(test_pvalue);
     return HARNESS_DONE();
 }
