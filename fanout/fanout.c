@@ -160,6 +160,7 @@ fanout_new(const struct fanout_config *cfg)
     fo->encode = cfg->encode;
     fo->deliver = cfg->deliver;
     fo->ud = cfg->ud;
+    fo->loop = cfg->loop;
     fo->node_id = cfg->node_id ? gw_xstrdup(cfg->node_id) : fanout__node_id_new();
     if (cfg->n_redis > 0 && !(fo->redis = fanout__redis_new(fo, cfg))) {
         fanout_free(fo);
@@ -173,6 +174,8 @@ fanout_free(struct fanout *fo)
 {
     if (!fo)
         return;
+    /* Release the leases while the connections can still send the deletes. */
+    fanout__lease_free_all(fo);
     /* First: closing the connections must not find a half-freed index. */
     fanout__redis_free(fo->redis);
     for (size_t i = 0; fo->topics.slots && i <= fo->topics.mask; i++) {

@@ -241,4 +241,28 @@ void fanout_presence_list(struct fanout *fo, const void *topic, size_t topic_len
  * No-op when there is none. */
 void fanout_presence_cancel(struct fanout *fo, const void *ud);
 
+/*
+ * Leases: at most one process of the cluster holds a named lease at a time (e.g. the one
+ * PostgreSQL LISTEN connection). Cluster mode: the key `<prefix>lease:<name>` on the
+ * instance chosen by hashing the name holds the holder's node id with a TTL of ttl_ms.
+ * Every ttl_ms/3 a script sets the key when it is absent or renews it when it is ours;
+ * a process stops holding (fn(ud, false)) when the script says another node holds it, or
+ * ttl_ms*2/3 after the sending of its last successful renewal (Redis slow or unreachable),
+ * so before the key can expire and another process can take it. In-memory mode the lease
+ * is held at once: fn(ud, true) on the next loop turn.
+ * fn runs from the loop, inside no fanout call, only when the held state changes; it
+ * must not release the lease nor free the fanout.
+ */
+typedef void fanout_lease_fn(void *ud, bool held);
+/* Starts competing for lease `name` (1..200 bytes). Returns 0, GW_EEXIST when this fanout
+ * already has a lease of that name, or GW_EINVAL (bad name, ttl_ms < 30, no fn, no loop). */
+int fanout_lease_start(struct fanout *fo, const char *name, uint32_t ttl_ms, fanout_lease_fn *fn,
+                       void *ud);
+/* Stops competing; when held, deletes the key if it is still ours (another process may
+ * take it at once). fn is not called. Returns 0 or GW_ENOTFOUND. fanout_free() releases
+ * every lease the same way. */
+int fanout_lease_release(struct fanout *fo, const char *name);
+/* True when this process holds the lease now. */
+bool fanout_lease_held(const struct fanout *fo, const char *name);
+
 #endif

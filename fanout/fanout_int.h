@@ -91,6 +91,9 @@ struct fanout__pentry {
 };
 
 struct fanout__redis;
+struct fanout__lease;
+struct gw_loop;
+struct redisAsyncContext;
 
 struct fanout {
     fanout_encode_fn *encode;        /* builds frames; captured by each message */
@@ -106,6 +109,8 @@ struct fanout {
     char *node_id;                   /* this process's id on the bus (owned) */
     uint64_t next_oid;               /* last owner id handed to a presence entry */
     struct fanout__redis *redis;     /* the Redis bus; NULL in in-memory mode */
+    struct gw_loop *loop;            /* event loop (may be NULL in in-memory mode) */
+    struct fanout__lease *leases;    /* leases competed for (lease.c) */
 };
 
 /* Finds the record of a topic, or creates it when `create` is true; NULL when absent. */
@@ -196,5 +201,16 @@ bool fanout__redis_presence_list(struct fanout__redis *r, const void *topic, siz
 void fanout__redis_presence_cancel(struct fanout__redis *r, const void *ud);
 const char *fanout__redis_status(const struct fanout__redis *r, bool *ready);
 void fanout__redis_stats(const struct fanout__redis *r, struct fanout_redis_stats *out);
+
+/* The cmd context of the instance of `key` when it is READY, else NULL (lease.c). */
+struct redisAsyncContext *fanout__redis_cmd(struct fanout__redis *r, const void *key,
+                                            size_t key_len);
+/* The key prefix and its length. */
+const char *fanout__redis_prefix(const struct fanout__redis *r, size_t *len);
+
+/* Releases every lease (lease.c); called by fanout_free before the connections close. */
+void fanout__lease_free_all(struct fanout *fo);
+/* Test hook: forgets every lease without releasing the keys (as a crashed process). */
+void fanout__lease_abandon(struct fanout *fo);
 
 #endif

@@ -1156,3 +1156,16 @@ fanout__redis_stats(const struct fanout__redis *r, struct fanout_redis_stats *ou
     else
         memset(out, 0, sizeof(*out));
 }
+
+struct redisAsyncContext *
+fanout__redis_cmd(struct fanout__redis *r, const void *key, size_t key_len)
+{
+    return r && !r->closing ? cmd_ctx(pick(r, key, key_len)) : NULL;
+}
+
+const char *
+fanout__redis_prefix(const struct fanout__redis *r, size_t *len)
+{
+    *len = r->prefix_len;
+    return r->prefix;
+}

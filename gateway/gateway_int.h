@@ -214,6 +214,9 @@ void gw__pg_rebind(struct channel *ch, struct json_t *bindings);
 void gw__pg_leave(struct channel *ch);
 /* Readiness of the PostgreSQL side for /readyz: text, and *ready. */
 const char *gw__pg_status(const struct gw_pg *p, bool *ready);
+/* The fanout sink's hook: when sub_ud is pg.c's internal subscriber of the "pg:events"
+ * topic, dispatches the PostgreSQL event carried by m and returns true; else false. */
+bool gw__pg_bus_deliver(struct gw *gw, void *sub_ud, struct fanout_msg *m);
 
 /* http.c */
 int gw__http_request(struct gw *gw, struct lws *wsi, const char *path, void **http_state);

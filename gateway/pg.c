@@ -9,6 +9,18 @@
  * around the change JSON exactly as the SQL produced it (never re-serialised).
  * Changes replayed at start-up (committed while no gateway ran) are also kept for
  * PG_BACKLOG_MS so that clients rejoining after a restart receive them.
+ *
+ * Cluster mode (option redis): one process of the cluster holds the PostgreSQL listener,
+ * the one holding the fanout lease "pg" (docs/REDIS.md). Every process subscribes an
+ * internal subscriber (the address of `bus_sub`) to the fanout topic "pg:events". The
+ * holder publishes each event of its listener there, encoded (see ev_encode), and
+ * dispatches it itself; the others dispatch what the bus brings. Row changes are
+ * dispatched by every process to its own channels; SQL broadcasts and NOTIFYs only by the
+ * holder, since gw__broadcast_publish already reaches the whole cluster. Every process
+ * remembers the outbox ids it has seen (a direct-mapped window of SEEN_SLOTS ids): a new
+ * holder replays from the saved cursor, and what the previous holder already delivered
+ * is dropped, so each change reaches each process once, in commit order. Losing the lease
+ * frees the listener (it saves its cursor); gaining it creates a new one.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -21,7 +33,11 @@
 
 #define PG_BUCKETS    1024
 #define IX_BUCKETS    4096
-#define PG_BACKLOG_MS 120000 /* how long restart catch-up changes wait for rejoining clients */
+#define PG_BACKLOG_MS 120000      /* how long restart catch-up changes wait for rejoining clients */
+#define PG_LEASE      "pg"        /* fanout lease of the listener (cluster mode) */
+#define PG_LEASE_MS   5000        /* its TTL */
+#define PG_BUS_TOPIC  "pg:events" /* fanout topic carrying the holder's events */
+#define SEEN_SLOTS    65536       /* outbox ids remembered against replays (power of two) */
 
 enum { EV_INSERT = 1, EV_UPDATE = 2, EV_DELETE = 4, EV_ALL = 7 };
 
@@ -81,7 +97,14 @@ struct gw_pg {
     uint64_t seq;                           /* change counter (marks touched channels) */
     struct channel **touched;               /* scratch: channels touched by one change */
     size_t n_touched, cap_touched;          /* scratch sizes */
+    const char **channels;                  /* NOTIFY channel names (into notify) */
+    bool clustered;                         /* Redis configured: listener only with the lease */
+    bool holder;                            /* this process holds the lease (listener runs) */
+    struct fanout_sub *bus_sub;             /* subscription to PG_BUS_TOPIC (cluster mode) */
+    int64_t *seen;                          /* SEEN_SLOTS outbox ids, by id % SEEN_SLOTS */
 };
+
+static char bus_sub; /* its address is the internal subscriber of PG_BUS_TOPIC */
 
 static size_t
 bucket_of(const char *schema, const char *table)
@@ -627,11 +650,10 @@ on_notify(struct gw_pg *p, const struct pg_event *ev)
     }
 }
 
+/* Dispatches one event; `own`: it comes from this process's listener. */
 static void
-on_event(void *ud, const struct pg_event *ev)
+handle(struct gw_pg *p, const struct pg_event *ev, bool own)
 {
-    struct gw_pg *p = ud;
-
     switch (ev->kind) {
     case PG_EVENT_CHANGE:
         backlog_expire(p);
@@ -640,12 +662,113 @@ on_event(void *ud, const struct pg_event *ev)
         dispatch_change(p, ev->json, ev->len, NULL);
         break;
     case PG_EVENT_BROADCAST:
-        on_sql_broadcast(p, ev);
+        if (own)
+            on_sql_broadcast(p, ev);
         break;
     case PG_EVENT_NOTIFY:
-        on_notify(p, ev);
+        if (own)
+            on_notify(p, ev);
         break;
     }
+}
+
+/* True when the outbox id was seen already (a replay); else remembers it. */
+static bool
+seen_before(struct gw_pg *p, int64_t id)
+{
+    int64_t *slot;
+
+    if (!p->seen || id <= 0)
+        return false;
+    slot = &p->seen[(uint64_t)id & (SEEN_SLOTS - 1)];
+    if (*slot == id)
+        return true;
+    *slot = id;
+    return false;
+}
+
+/* The bus form of an event: kind, restart flag, 8-byte big-endian id, channel length
+ * (0..63), channel, then the payload bytes up to the end. */
+static void
+ev_encode(struct gw_buf *b, const struct pg_event *ev)
+{
+    size_t clen = ev->channel ? strlen(ev->channel) : 0;
+    unsigned char h[11];
+    uint64_t id = (uint64_t)ev->id;
+
+    h[0] = (unsigned char)ev->kind;
+    h[1] = ev->restart_catchup ? 1 : 0;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)(id >> (56 - 8 * i));
+    h[10] = (unsigned char)(clen > 63 ? 63 : clen);
+    gw_buf_append(b, h, sizeof h);
+    gw_buf_append(b, ev->channel ? ev->channel : "", h[10]);
+    gw_buf_append(b, ev->json, ev->len);
+}
+
+/* Decodes ev_encode's bytes; channel (64 bytes) receives the NOTIFY channel. */
+static bool
+ev_decode(const unsigned char *d, size_t n, struct pg_event *ev, char *channel)
+{
+    uint64_t id = 0;
+
+    if (n < 11 || d[0] < PG_EVENT_CHANGE || d[0] > PG_EVENT_NOTIFY || d[10] > 63 || n < 11u + d[10])
+        return false;
+    for (int i = 0; i < 8; i++)
+        id = id << 8 | d[2 + i];
+    memcpy(channel, d + 11, d[10]);
+    channel[d[10]] = '\0';
+    *ev = (struct pg_event){
+        .kind = (enum pg_event_kind)d[0],
+        .id = (int64_t)id,
+        .channel = channel,
+        .json = (const char *)d + 11 + d[10],
+        .len = n - 11 - d[10],
+        .restart_catchup = d[1] != 0,
+    };
+    return true;
+}
+
+/* An event of this process's listener. */
+static void
+on_event(void *ud, const struct pg_event *ev)
+{
+    struct gw_pg *p = ud;
+
+    if (p->clustered) {
+        struct gw_buf b;
+        struct fanout_msg *m;
+
+        if (seen_before(p, ev->id))
+            return; /* delivered by the previous holder already */
+        gw_buf_init(&b);
+        ev_encode(&b, ev);
+        m = fanout_msg_new(p->gw->fo, b.data, b.len, 0);
+        fanout_publish(p->gw->fo, PG_BUS_TOPIC, strlen(PG_BUS_TOPIC), m, &bus_sub);
+        fanout_msg_unref(m);
+        gw_buf_release(&b);
+    }
+    handle(p, ev, true);
+}
+
+bool
+gw__pg_bus_deliver(struct gw *gw, void *sub_ud, struct fanout_msg *m)
+{
+    struct gw_pg *p = gw->pg;
+    struct pg_event ev;
+    char channel[64];
+    size_t len;
+    const unsigned char *body = fanout_msg_body(m, &len);
+
+    if (sub_ud != &bus_sub)
+        return false;
+    if (!p || !ev_decode(body, len, &ev, channel)) {
+        gw_log(GW_LOG_WARN, "pg_bad_bus_event", "bytes=%zu", len);
+        return true;
+    }
+    if (!seen_before(p, ev.id))
+        handle(p, &ev, false);
+    return true;
 }
 
 static void
@@ -876,13 +999,71 @@ rows_parse(struct gw_pg *p, const struct conf_list *list, struct gw_buf *err)
     return 0;
 }
 
+/* Creates the listener (at start, or on gaining the lease). Returns 0 or GW_EINVAL. */
+static int
+listener_start(struct gw_pg *p)
+{
+    const struct conf *c = p->gw->conf;
+    struct pg_listener_config lc = {
+        .conninfo = c->pg,
+        .channels = p->channels,
+        .n_channels = p->n_notify,
+        .install_sql = c->pg_install_sql,
+        .realtime_compat = c->pg_realtime_compat,
+        .catchup_window_s = (uint32_t)c->catchup_window,
+        .loop = p->gw->loop,
+        .on_event = on_event,
+        .on_state = on_state,
+        .ud = p,
+    };
+
+    p->state = PG_STATE_CONNECTING;
+    snprintf(p->detail, sizeof p->detail, "connecting");
+    p->l = pg_listener_new(&lc);
+    return p->l ? 0 : GW_EINVAL;
+}
+
+/* The lease "pg" was gained or lost (cluster mode). */
+static void
+on_lease(void *ud, bool held)
+{
+    struct gw_pg *p = ud;
+
+    p->holder = held;
+    gw_log(GW_LOG_INFO, "pg_lease", "state=%s node=%s", held ? "held" : "standby",
+           fanout_node_id(p->gw->fo));
+    if (held) {
+        if (!p->l && listener_start(p) < 0)
+            gw_log(GW_LOG_ERROR, "pg_lease", "state=error detail=\"cannot create the listener\"");
+        return;
+    }
+    /* Frees before anyone else can hold the lease; the listener saves its cursor. */
+    pg_listener_free(p->l);
+    p->l = NULL;
+    p->state = PG_STATE_CONNECTING;
+    snprintf(p->detail, sizeof p->detail, "standby");
+}
+
+/* Cluster mode: subscribe to the holder's events and compete for the lease. */
+static int
+cluster_start(struct gw_pg *p)
+{
+    struct fanout *fo = p->gw->fo;
+
+    p->clustered = true;
+    p->seen = gw_xcalloc(SEEN_SLOTS, sizeof(*p->seen));
+    if (fanout_subscribe(fo, PG_BUS_TOPIC, strlen(PG_BUS_TOPIC), &bus_sub, &p->bus_sub) < 0 ||
+        fanout_lease_start(fo, PG_LEASE, PG_LEASE_MS, on_lease, p) < 0)
+        return GW_EINVAL;
+    gw_log(GW_LOG_INFO, "pg_lease", "state=standby node=%s", fanout_node_id(fo));
+    return 0;
+}
+
 struct gw_pg *
 gw__pg_new(struct gw *gw, struct gw_buf *err)
 {
     const struct conf *c = gw->conf;
     struct gw_pg *p;
-    const char **channels;
-    struct pg_listener_config lc;
 
     if (!*c->pg)
         return NULL;
@@ -890,27 +1071,12 @@ gw__pg_new(struct gw *gw, struct gw_buf *err)
     p->gw = gw;
     p->state = PG_STATE_CONNECTING;
     snprintf(p->detail, sizeof p->detail, "connecting");
-    channels = gw_xcalloc(c->notify_channel.n + 1, sizeof(*channels));
-    if (notify_parse(p, &c->notify_channel, channels, err) || rows_parse(p, &c->row_rule, err)) {
-        free(channels);
+    p->channels = gw_xcalloc(c->notify_channel.n + 1, sizeof(*p->channels));
+    if (notify_parse(p, &c->notify_channel, p->channels, err) || rows_parse(p, &c->row_rule, err)) {
         gw__pg_free(p);
         return NULL;
     }
-    lc = (struct pg_listener_config){
-        .conninfo = c->pg,
-        .channels = channels,
-        .n_channels = p->n_notify,
-        .install_sql = c->pg_install_sql,
-        .realtime_compat = c->pg_realtime_compat,
-        .catchup_window_s = (uint32_t)c->catchup_window,
-        .loop = gw->loop,
-        .on_event = on_event,
-        .on_state = on_state,
-        .ud = p,
-    };
-    p->l = pg_listener_new(&lc);
-    free(channels);
-    if (!p->l) {
+    if (c->redis.n > 0 ? cluster_start(p) : listener_start(p)) {
         gw_buf_printf(err, "pg: invalid configuration");
         gw__pg_free(p);
         return NULL;
@@ -943,6 +1109,11 @@ gw__pg_free(struct gw_pg *p)
     if (!p)
         return;
     pg_listener_free(p->l);
+    p->l = NULL;
+    if (p->clustered) {
+        fanout_lease_release(p->gw->fo, PG_LEASE); /* another process takes over at once */
+        fanout_unsubscribe(p->gw->fo, p->bus_sub);
+    }
     for (size_t i = 0; i < PG_BUCKETS; i++)
         shapes_free(&p->buckets[i]);
     shapes_free(&p->wild);
@@ -973,6 +1144,8 @@ gw__pg_free(struct gw_pg *p)
     free(p->notify);
     filter_rows_free(p->rows);
     free(p->touched);
+    free(p->channels);
+    free(p->seen);
     free(p);
 }
 
@@ -984,6 +1157,10 @@ gw__pg_status(const struct gw_pg *p, bool *ready)
     if (!p) {
         *ready = true;
         return "not configured";
+    }
+    if (p->clustered && !p->holder) {
+        fanout_redis_status(p->gw->fo, ready);
+        return "standby (lease held by another process)";
     }
     *ready = p->state == PG_STATE_READY;
     if (*ready)

@@ -127,12 +127,14 @@ static void
 deliver(void *ud, void *sub_ud, struct fanout_msg *m)
 {
     struct channel *ch = sub_ud;
-    struct conn *c = ch->conn;
+    struct conn *c;
     unsigned tag = fanout_msg_tag(m);
     struct codec_bus shape = { .kind = (enum codec_bus_kind)(tag & 0xf), .json = tag & 0x10 };
     struct fanout_frame *f;
 
-    (void)ud;
+    if (gw__pg_bus_deliver(ud, sub_ud, m))
+        return; /* PostgreSQL events of the lease holder (pg.c), not a channel */
+    c = ch->conn;
     if (c->closing)
         return;
     f = fanout_msg_frame(m, codec_bus_variant(&shape, c->vsn));
