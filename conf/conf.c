@@ -68,6 +68,9 @@ static const struct conf_option options[] = {
     OPT_INT(shutdown_timeout, "10", 1, 600, SEC_SERVER,
             "seconds a SIGTERM drain may take: stop accepting, close sockets with 1001 so "
             "clients reconnect elsewhere, flush queues, then exit"),
+    OPT_STR(admin_secret, "", NULL, SEC_SERVER,
+            "secret accepted as 'Authorization: Bearer SECRET' by GET /admin/stats (besides "
+            "tokens of role admin or super_admin); empty = admin tokens only"),
     OPT_STR(jwt_secret, "", NULL, SEC_AUTHN,
             "HS256 secret that signs access tokens (the project's JWT secret); empty = none"),
     OPT_STR(jwt_public_key, "", NULL, SEC_AUTHN,

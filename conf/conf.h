@@ -38,6 +38,7 @@ struct conf {
     char *demo_dir;       /* directory served at /demo/, "" = no demo */
     int workers;          /* processes sharing the port (SO_REUSEPORT) */
     int shutdown_timeout; /* seconds a SIGTERM drain may take */
+    char *admin_secret;   /* Bearer secret for /admin/stats, "" = admin tokens only */
     /* authentication */
     char *jwt_secret;     /* HS256 secret, "" = none */
     char *jwt_public_key; /* PEM file path, "" = none */

@@ -176,6 +176,7 @@ fanout_free(struct fanout *fo)
         return;
     /* Release the leases while the connections can still send the deletes. */
     fanout__lease_free_all(fo);
+    fanout__registry_free_all(fo);
     /* First: closing the connections must not find a half-freed index. */
     fanout__redis_free(fo->redis);
     for (size_t i = 0; fo->topics.slots && i <= fo->topics.mask; i++) {
@@ -347,4 +348,15 @@ size_t
 fanout_subscription_count(const struct fanout *fo)
 {
     return fo ? fo->subs : 0;
+}
+
+void
+fanout_topics_foreach(const struct fanout *fo, fanout_topic_fn *fn, void *ud)
+{
+    for (size_t i = 0; fo && fo->topics.slots && i <= fo->topics.mask; i++) {
+        const struct fanout__topic *t = (const struct fanout__topic *)fo->topics.slots[i];
+
+        if (t && (t->live > 0 || t->presence.count > 0))
+            fn(ud, t->key, t->key_len, t->live, t->presence.count);
+    }
 }

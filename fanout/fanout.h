@@ -202,6 +202,15 @@ size_t fanout_subscriber_count(const struct fanout *fo, const void *topic, size_
 /* Total subscriptions held. */
 size_t fanout_subscription_count(const struct fanout *fo);
 
+/*
+ * Calls fn once per local topic that has subscribers or presence entries, with the topic
+ * bytes (borrowed for the call), its local subscriber count and its local presence entry
+ * count, in no particular order. fn must not subscribe, unsubscribe or change presence.
+ */
+typedef void fanout_topic_fn(void *ud, const void *topic, size_t topic_len, size_t subscribers,
+                             size_t presence);
+void fanout_topics_foreach(const struct fanout *fo, fanout_topic_fn *fn, void *ud);
+
 /* One presence entry. Pointers are borrowed (by the callee on input, by the caller of a
  * callback on output) and valid only during the call. */
 struct fanout_presence {
@@ -264,5 +273,39 @@ int fanout_lease_start(struct fanout *fo, const char *name, uint32_t ttl_ms, fan
 int fanout_lease_release(struct fanout *fo, const char *name);
 /* True when this process holds the lease now. */
 bool fanout_lease_held(const struct fanout *fo, const char *name);
+
+/*
+ * Registry: one opaque blob per process (the gateway's stats JSON), shared in Redis so any
+ * process can list every live one. Cluster mode: the first instance holds
+ * `<prefix>stats:<node_id>` (the blob, PX ttl_ms) and the set `<prefix>stats` of node ids;
+ * a fetch is one script that reads at most FANOUT_REGISTRY_MAX blobs of the set (MGET) and
+ * removes the ids whose blob has expired.
+ */
+#define FANOUT_REGISTRY_MAX 1000 /* blobs one fetch returns at most */
+
+/* One process's blob. Pointers are borrowed for the duration of the callback. */
+struct fanout_registry_entry {
+    const char *node; /* node id of the process */
+    size_t node_len;  /* bytes */
+    const char *data; /* the blob */
+    size_t len;       /* bytes */
+};
+
+/* Stores this process's blob (len bytes) for ttl_ms (>= 1). No-op in in-memory mode and
+ * while the first instance is not ready. Returns 0, or GW_EINVAL (ttl_ms 0, len 0). */
+int fanout_registry_put(struct fanout *fo, const char *data, size_t len, uint32_t ttl_ms);
+
+/*
+ * Fetch callback: ok is true when the answer came from Redis (every live process's blob,
+ * this one's included once it was put), false when it could not be read (n = 0).
+ */
+typedef void fanout_registry_fn(void *ud, bool ok, const struct fanout_registry_entry *e, size_t n);
+/*
+ * Reads every process's blob. In-memory mode: fn(ud, true, NULL, 0) synchronously.
+ * Cluster mode with the first instance not ready: fn(ud, false, NULL, 0) synchronously.
+ * Otherwise later, from the loop, inside no fanout call (a connection lost before the
+ * answer gives ok = false). fanout_free() cancels pending fetches: fn never runs after it.
+ */
+void fanout_registry_fetch(struct fanout *fo, fanout_registry_fn *fn, void *ud);
 
 #endif

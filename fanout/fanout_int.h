@@ -92,6 +92,7 @@ struct fanout__pentry {
 
 struct fanout__redis;
 struct fanout__lease;
+struct fanout__regq;
 struct gw_loop;
 struct redisAsyncContext;
 
@@ -111,6 +112,7 @@ struct fanout {
     struct fanout__redis *redis;     /* the Redis bus; NULL in in-memory mode */
     struct gw_loop *loop;            /* event loop (may be NULL in in-memory mode) */
     struct fanout__lease *leases;    /* leases competed for (lease.c) */
+    struct fanout__regq *regq;       /* pending registry fetches (registry.c) */
 };
 
 /* Finds the record of a topic, or creates it when `create` is true; NULL when absent. */
@@ -207,10 +209,15 @@ struct redisAsyncContext *fanout__redis_cmd(struct fanout__redis *r, const void 
                                             size_t key_len);
 /* The key prefix and its length. */
 const char *fanout__redis_prefix(const struct fanout__redis *r, size_t *len);
+/* The cmd context of the first instance when it is READY, else NULL (registry.c). */
+struct redisAsyncContext *fanout__redis_cmd_first(struct fanout__redis *r);
 
 /* Releases every lease (lease.c); called by fanout_free before the connections close. */
 void fanout__lease_free_all(struct fanout *fo);
 /* Test hook: forgets every lease without releasing the keys (as a crashed process). */
 void fanout__lease_abandon(struct fanout *fo);
+/* Cancels every pending registry fetch (registry.c); called by fanout_free before the
+ * connections close: their callbacks then only free the requests. */
+void fanout__registry_free_all(struct fanout *fo);
 
 #endif

@@ -1169,3 +1169,9 @@ fanout__redis_prefix(const struct fanout__redis *r, size_t *len)
     *len = r->prefix_len;
     return r->prefix;
 }
+
+redisAsyncContext *
+fanout__redis_cmd_first(struct fanout__redis *r)
+{
+    return r && !r->closing && r->n > 0 ? cmd_ctx(&r->inst[0]) : NULL;
+}

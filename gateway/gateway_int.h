@@ -90,6 +90,9 @@ struct gw {
     lws_sorted_usec_list_t sweep;     /* periodic idle / expiry sweep */
     bool stopping;                    /* SIGTERM/SIGINT received */
     uint64_t started_ms;              /* monotonic start time */
+    char *stats_json;                 /* cached GET /admin/stats answer (owned) or NULL */
+    uint64_t stats_next_ms;           /* monotonic time of the next registry refresh */
+    bool stats_pending;               /* a registry fetch is unanswered */
 };
 
 /* A reply scheduled for later (join errors are delayed like the reference server). */
@@ -243,6 +246,14 @@ int gw__loop_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 /* metrics.c */
 void gw__metrics_observe(struct gw_metrics *m, double seconds);
 void gw__metrics_render(const struct gw *gw, struct gw_buf *out);
+
+/* stats.c: GET /admin/stats */
+/* Refreshes this node's blob in the registry and fetches all nodes' (every 2 s; Redis
+ * mode only). Called by the sweep. */
+void gw__stats_tick(struct gw *gw, uint64_t now_ms);
+/* The /admin/stats JSON text (borrowed, valid until the next stats call). */
+const char *gw__stats_json(struct gw *gw);
+void gw__stats_free(struct gw *gw);
 
 /* ipcount in server.c */
 bool gw__ip_acquire(struct gw *gw, const char *ip);

@@ -217,9 +217,62 @@ get_ready(struct gw *gw, struct lws *wsi)
     return rc;
 }
 
+/* Compares in time independent of the contents (the length may leak). */
+static bool
+secret_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+
+    for (size_t i = 0; i < la; i++)
+        d |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return d == 0;
+}
+
+/* True when the Bearer token is admin_secret or a valid token of role admin/super_admin. */
+static bool
+admin_allowed(struct gw *gw, struct lws *wsi)
+{
+    char buf[8192];
+    const char *tok, *role;
+    struct auth_identity *id = NULL;
+    struct auth_failure why;
+    bool ok;
+
+    if (lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) <= 7 ||
+        strncasecmp(buf, "Bearer ", 7) != 0)
+        return false;
+    tok = buf + 7;
+    if (*gw->conf->admin_secret && secret_equal(tok, gw->conf->admin_secret))
+        return true;
+    if (auth_verify(gw->auth, tok, strlen(tok), (int64_t)(gw_wall_ms() / 1000), &id, &why)) {
+        gw->m.auth_failures_total++;
+        return false;
+    }
+    role = auth_identity_role(id);
+    ok = strcmp(role, "admin") == 0 || strcmp(role, "super_admin") == 0;
+    auth_identity_unref(id);
+    return ok;
+}
+
+static int
+get_admin_stats(struct gw *gw, struct lws *wsi)
+{
+    const char *text;
+
+    if (!admin_allowed(gw, wsi))
+        return send_json_msg(wsi, 401, "message", "Unauthorized");
+    text = gw__stats_json(gw);
+    if (!text)
+        return send_json_msg(wsi, 500, "message", "Internal error");
+    return gw__http_send(wsi, 200, "application/json", text, strlen(text));
+}
+
 static int
 get_route(struct gw *gw, struct lws *wsi, const char *path)
 {
+    if (strcmp(path, "/admin/stats") == 0)
+        return get_admin_stats(gw, wsi);
     if (strcmp(path, "/healthz") == 0)
         return gw__http_send(wsi, 200, "application/json", "{\"status\":\"ok\"}", 15);
     if (strcmp(path, "/readyz") == 0)

@@ -334,6 +334,7 @@ sweep(lws_sorted_usec_list_t *sul)
 
     for (struct conn *c = gw->conns; c; c = c->next)
         gw__conn_sweep(c, now_ms, now_s);
+    gw__stats_tick(gw, now_ms);
     lws_sul_schedule(gw->ctx, 0, &gw->sweep, sweep, LWS_US_PER_SEC);
 }
 
@@ -521,6 +522,7 @@ gw_free(struct gw *gw)
     }
     gw__loop_lws_free(gw->loop);
     ipcount_free(gw->ipc);
+    gw__stats_free(gw);
     gw_buf_release(&gw->scratch);
     free(gw->coalesce);
     free(gw);
