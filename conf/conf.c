@@ -124,6 +124,14 @@ static const struct conf_option options[] = {
               "joins per second on one WebSocket; above it the join fails and the socket closes"),
     OPT_LIMIT(max_events_per_second, "100", 1, 1000000,
               "broadcast messages per second one WebSocket may send; above it the channel closes"),
+    OPT_LIMIT(cluster_messages_per_second, "1000", 0, 1000000,
+              "broadcast messages per second one user (token sub, else client IP) may send "
+              "across the cluster (Redis token bucket, approximate); 0 = off"),
+    OPT_LIMIT(cluster_joins_per_second, "100", 0, 100000,
+              "joins per second one user may make across the cluster (Redis); 0 = off"),
+    OPT_LIMIT(cluster_connections_per_second, "50", 0, 100000,
+              "new WebSocket connections per second one user or IP may open across the "
+              "cluster (Redis); 0 = off"),
     OPT_LIMIT(max_presence_events_per_second, "1000", 1, 1000000,
               "presence changes per second for the whole process; above it the channel closes"),
     OPT_LIMIT(max_presence_calls, "5", 1, 100000,

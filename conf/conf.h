@@ -67,6 +67,9 @@ struct conf {
     int max_channels_per_socket;        /* joined channels per socket */
     int max_joins_per_second;           /* per socket, token bucket */
     int max_events_per_second;          /* broadcast pushes per socket */
+    int cluster_messages_per_second;    /* per user across the cluster; 0 = off */
+    int cluster_joins_per_second;       /* per user across the cluster; 0 = off */
+    int cluster_connections_per_second; /* new connections per user/IP; 0 = off */
     int max_presence_events_per_second; /* presence changes per process */
     int max_presence_calls;             /* track/untrack per channel per window */
     int presence_calls_window;          /* seconds */

@@ -177,6 +177,7 @@ fanout_free(struct fanout *fo)
     /* Release the leases while the connections can still send the deletes. */
     fanout__lease_free_all(fo);
     fanout__registry_free_all(fo);
+    fanout__ratelimit_free_all(fo);
     /* First: closing the connections must not find a half-freed index. */
     fanout__redis_free(fo->redis);
     for (size_t i = 0; fo->topics.slots && i <= fo->topics.mask; i++) {

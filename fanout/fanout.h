@@ -308,4 +308,22 @@ typedef void fanout_registry_fn(void *ud, bool ok, const struct fanout_registry_
  */
 void fanout_registry_fetch(struct fanout *fo, fanout_registry_fn *fn, void *ud);
 
+/*
+ * Rate limits: cluster-wide token buckets. Cluster mode: the hash `<prefix>rl:<key>` on
+ * the instance chosen by hashing the key holds the tokens and the time of the last refill
+ * (Redis TIME); a take is one script that refills by rate * elapsed up to burst, takes one
+ * token when there is one, and sets a TTL of about 2 * burst / rate.
+ * Fail open: in in-memory mode, while the key's instance is not ready, or when the answer
+ * is lost or an error, the answer is allowed = true (synchronously when nothing was sent).
+ */
+typedef void fanout_ratelimit_fn(void *ud, bool allowed);
+/* Takes one token of bucket `key` (refilled at `rate` tokens/s, at most `burst`). fn(ud,
+ * allowed) runs once: synchronously when answered without Redis (see above; also for
+ * rate <= 0 or burst < 1), else later from the loop, inside no fanout call. */
+void fanout_ratelimit_take(struct fanout *fo, const char *key, double rate, double burst,
+                           fanout_ratelimit_fn *fn, void *ud);
+/* Cancels every pending take whose ud is `ud`: their fn never runs. fanout_free() cancels
+ * them all. */
+void fanout_ratelimit_cancel(struct fanout *fo, const void *ud);
+
 #endif

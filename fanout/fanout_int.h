@@ -93,6 +93,7 @@ struct fanout__pentry {
 struct fanout__redis;
 struct fanout__lease;
 struct fanout__regq;
+struct fanout__rlq;
 struct gw_loop;
 struct redisAsyncContext;
 
@@ -113,6 +114,7 @@ struct fanout {
     struct gw_loop *loop;            /* event loop (may be NULL in in-memory mode) */
     struct fanout__lease *leases;    /* leases competed for (lease.c) */
     struct fanout__regq *regq;       /* pending registry fetches (registry.c) */
+    struct fanout__rlq *rlq;         /* pending rate limit takes (ratelimit.c) */
 };
 
 /* Finds the record of a topic, or creates it when `create` is true; NULL when absent. */
@@ -219,5 +221,8 @@ void fanout__lease_abandon(struct fanout *fo);
 /* Cancels every pending registry fetch (registry.c); called by fanout_free before the
  * connections close: their callbacks then only free the requests. */
 void fanout__registry_free_all(struct fanout *fo);
+/* Cancels every pending rate limit take (ratelimit.c); called by fanout_free before the
+ * connections close. */
+void fanout__ratelimit_free_all(struct fanout *fo);
 
 #endif

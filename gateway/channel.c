@@ -667,6 +667,12 @@ join(struct conn *c, struct codec_msg *m)
         join_fail(c, m, buf, false);
         return;
     }
+    if (!gw__climit_take(c->gw, GW_CLIMIT_JOINS, id, c->ip)) {
+        auth_identity_unref(id);
+        c->gw->m.rate_limited_total++;
+        join_fail(c, m, "ClientJoinRateLimitReached: Too many joins per second", true);
+        return;
+    }
     perms = auth_rules_eval(c->gw->rules, id, r.is_private, m->topic.p + TOPIC_PREFIX_LEN,
                             m->topic.n - TOPIC_PREFIX_LEN);
     if (!(perms & AUTH_JOIN)) {
@@ -728,7 +734,8 @@ broadcast(struct channel *ch, struct codec_msg *m)
     const struct conf *cf = c->gw->conf;
 
     if (!gw_bucket_take(&c->event_bucket, cf->max_events_per_second, cf->max_events_per_second,
-                        gw_now_ms())) {
+                        gw_now_ms()) ||
+        !gw__climit_take(c->gw, GW_CLIMIT_MESSAGES, ch->id ? ch->id : c->id, c->ip)) {
         c->gw->m.rate_limited_total++;
         chan_shutdown(ch, "Too many messages per second");
         return;

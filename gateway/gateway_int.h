@@ -65,6 +65,8 @@ struct gw_metrics {
 
 /* Per-IP connection counts (only used when max_connections_per_ip > 0). */
 struct gw_ipcount;
+/* Cluster-wide per-user rate limits (climit.c). */
+struct gw_climit;
 
 struct gw {
     const struct conf *conf;          /* borrowed from main */
@@ -82,6 +84,7 @@ struct gw {
     struct gw_metrics m;              /* counters */
     struct conn *conns;               /* all open connections (list) */
     struct gw_ipcount *ipc;           /* per-IP counts or NULL */
+    struct gw_climit *climit;         /* cluster rate limit state or NULL (climit.c) */
     struct gw_bucket presence_bucket; /* process-wide presence events/s */
     uint64_t ref_seq;                 /* source of unique presence refs */
     uint64_t ref_salt;                /* random per process, mixed into refs */
@@ -166,6 +169,22 @@ struct gw *gw_new(const struct conf *conf, struct auth *auth, struct auth_rules 
 int gw_run(struct gw *gw);
 void gw_free(struct gw *gw);
 void gw_stop(struct gw *gw);
+
+/* climit.c: cluster-wide per-user rate limits (Redis), one round trip behind */
+enum gw_climit_kind {
+    GW_CLIMIT_MESSAGES = 0,    /* broadcasts (WebSocket and REST) */
+    GW_CLIMIT_JOINS = 1,       /* channel joins */
+    GW_CLIMIT_CONNECTIONS = 2, /* WebSocket upgrades */
+};
+
+/* Returns false (the caller counts rate_limited_total) when the user (sub of id, else ip) is
+ * blocked on this process because Redis recently denied one of its takes; else true, and
+ * takes one token of the user's cluster bucket, whose denial blocks the user for 1 s.
+ * Always true when the kind's limit is 0 or no Redis is configured. */
+bool gw__climit_take(struct gw *gw, enum gw_climit_kind kind, const struct auth_identity *id,
+                     const char *ip);
+/* Cancels the pending takes and frees the state; call before fanout_free. NULL ok. */
+void gw__climit_free(struct gw *gw);
 
 /* conn.c: connections and the out-queue */
 struct conn *gw__conn_new(struct gw *gw, struct lws *wsi, enum codec_vsn vsn,

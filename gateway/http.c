@@ -469,6 +469,23 @@ batch_check(struct gw *gw, json_t *msgs, unsigned *status)
     return NULL;
 }
 
+/* The cluster message limit of a request of n messages: false (counted) when the caller
+ * is blocked; else one token per message is taken (climit.c). */
+static bool
+rest_climit(struct gw *gw, struct lws *wsi, const struct http_req *req, size_t n)
+{
+    char ip[48];
+
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (!gw__climit_take(gw, GW_CLIMIT_MESSAGES, req->id, ip)) {
+        gw->m.rate_limited_total++;
+        return false;
+    }
+    for (size_t i = 1; i < n; i++)
+        gw__climit_take(gw, GW_CLIMIT_MESSAGES, req->id, ip);
+    return true;
+}
+
 static void
 batch_publish_one(struct gw *gw, const struct auth_identity *id, json_t *m)
 {
@@ -514,6 +531,10 @@ post_batch(struct gw *gw, struct lws *wsi, struct http_req *req)
         json_decref(root);
         return rc;
     }
+    if (!rest_climit(gw, wsi, req, json_array_size(json_object_get(root, "messages")))) {
+        json_decref(root);
+        return send_json_msg(wsi, 429, "message", "You have exceeded your rate limit");
+    }
     json_array_foreach(json_object_get(root, "messages"), i, m) {
         batch_publish_one(gw, req->id, m);
     }
@@ -540,6 +561,8 @@ post_single(struct gw *gw, struct lws *wsi, struct http_req *req)
     }
     if (!may_write(gw, req->id, req->is_private, req->topic, strlen(req->topic)))
         return send_json_msg(wsi, 403, "message", "Unauthorized");
+    if (!rest_climit(gw, wsi, req, 1))
+        return send_json_msg(wsi, 429, "message", "You have exceeded your rate limit");
     gw__broadcast_publish(gw, req->is_private, req->topic, strlen(req->topic),
                           (struct codec_str){ req->event, strlen(req->event) },
                           (struct codec_str){ NULL, 0 }, !req->raw, data, len, NULL);

@@ -230,6 +230,10 @@ ws_filter(struct gw *gw, struct lws *wsi, struct pss *pss)
         return refuse(gw, wsi, 429, "Too many connected users");
     }
     lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (!gw__climit_take(gw, GW_CLIMIT_CONNECTIONS, pss->pending, ip)) {
+        gw->m.rate_limited_total++;
+        return refuse(gw, wsi, 429, "Too many connected users");
+    }
     if (gw->ipc && !gw__ip_acquire(gw, ip)) {
         gw->m.rate_limited_total++;
         return refuse(gw, wsi, 429, "Too many connections from this address");
@@ -514,6 +518,7 @@ gw_free(struct gw *gw)
     /* Detach every channel while the fanout and the loop (Redis sockets) still exist. */
     for (struct conn *c = gw->conns; c; c = c->next)
         gw__channel_close_all(c);
+    gw__climit_free(gw);
     fanout_free(gw->fo);
     gw->fo = NULL;
     if (gw->ctx) {

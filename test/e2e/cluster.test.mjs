@@ -181,3 +181,48 @@ test('presence is cluster-wide; a SIGKILLed process\'s members leave within pres
     const later = await member(b, 'dave');
     await waitFor(() => later.keys() === 'bob', 5000, 'state without alice');
 });
+
+test('cluster_messages_per_second: one user is limited across processes, others are not', async () => {
+    if (!redis) {
+        redisPort = await freePort();
+        redis = startRedis(redisPort);
+        await redisUp(redisPort);
+    }
+    const args = {
+        redis: `redis://127.0.0.1:${redisPort}`, cluster_messages_per_second: 5, max_events_per_second: 10000,
+    };
+    const a = await startGateway({ args });
+    const b = await startGateway({ args });
+    await waitFor(async () => (await httpRequest('GET', `${a.url}/readyz`)).status === 200 &&
+        (await httpRequest('GET', `${b.url}/readyz`)).status === 200, 10000, 'both ready');
+    const topic = uniq('rl');
+    const watcher = client(a.url, sign({ role: 'admin', sub: uniq('watcher') })).channel(topic);
+    const got = collect(watcher, 'broadcast', { event: '*' });
+    await subscribe(watcher);
+    const user = sign({ role: 'admin', sub: uniq('sender') });
+    const before = metricValue(await metrics(a), 'tidings_rate_limited_total') +
+        metricValue(await metrics(b), 'tidings_rate_limited_total');
+    const statuses = [];
+    for (let i = 0; i < 30; i++) {
+        const r = await restBroadcast(i % 2 ? b : a, [{ topic, event: 'm', payload: { i } }], { apikey: user });
+        statuses.push(r.status);
+        if (r.status === 429) assert.equal(JSON.parse(r.body).message, 'You have exceeded your rate limit');
+        await sleep(5);
+    }
+    const accepted = statuses.filter((s) => s === 202).length;
+    assert.ok(statuses.includes(429), `some 429s: ${statuses.join(',')}`);
+    assert.ok(accepted >= 5 && accepted <= 15, `accepted ${accepted} of 30`);
+    await sleep(300);
+    assert.equal(got.length, accepted, 'deliveries match the accepted requests');
+    assert.ok(got.length < 30);
+    const after_ = metricValue(await metrics(a), 'tidings_rate_limited_total') +
+        metricValue(await metrics(b), 'tidings_rate_limited_total');
+    assert.equal(after_ - before, 30 - accepted);
+    // Another user is unaffected.
+    const other = sign({ role: 'admin', sub: uniq('other') });
+    for (const gw of [a, b]) {
+        const r = await restBroadcast(gw, [{ topic, event: 'o', payload: {} }], { apikey: other });
+        assert.equal(r.status, 202);
+    }
+    await waitFor(() => got.filter((m) => m.event === 'o').length === 2, 3000, 'other user delivered');
+});
