@@ -178,6 +178,7 @@ fanout_free(struct fanout *fo)
     fanout__lease_free_all(fo);
     fanout__registry_free_all(fo);
     fanout__ratelimit_free_all(fo);
+    fanout__stream_free_all(fo);
     /* First: closing the connections must not find a half-freed index. */
     fanout__redis_free(fo->redis);
     for (size_t i = 0; fo->topics.slots && i <= fo->topics.mask; i++) {

@@ -326,4 +326,35 @@ void fanout_ratelimit_take(struct fanout *fo, const char *key, double rate, doub
  * them all. */
 void fanout_ratelimit_cancel(struct fanout *fo, const void *ud);
 
+/*
+ * Streams (replay storage). Cluster mode: the Redis stream `<prefix>stream:<topic>` on the
+ * instance chosen by hashing the topic holds stored bodies (field "b"), each with the id
+ * "<ms>-<seq>" Redis gives it (the time it was added). An add is one script: XADD with
+ * MAXLEN ~ maxlen, XTRIM MINID ~ (now - max_age_ms), PEXPIRE of the key to max_age_ms.
+ * In-memory mode nothing is stored (adds are no-ops, ranges answer n = 0).
+ */
+struct fanout_stream_entry {
+    uint64_t ms;      /* time the entry was added (ms since the Unix epoch, Redis clock) */
+    const void *body; /* the stored body (borrowed for the callback) */
+    size_t len;       /* bytes */
+};
+
+/* Stores `body` on the stream of `topic` (no-op while the instance is not ready or in
+ * in-memory mode). Returns 0, or GW_EINVAL (no body, maxlen or max_age_ms 0). */
+int fanout_stream_add(struct fanout *fo, const void *topic, size_t topic_len, const void *body,
+                      size_t len, size_t maxlen, uint64_t max_age_ms);
+
+/* Range callback: the entries added at or after since_ms, oldest first (n may be 0). */
+typedef void fanout_stream_fn(void *ud, const struct fanout_stream_entry *e, size_t n);
+/*
+ * Reads at most `limit` (>= 1) entries of the stream of `topic` added at or after since_ms.
+ * In-memory mode or instance not ready: fn(ud, NULL, 0) synchronously. Otherwise later,
+ * from the loop, inside no fanout call (a lost connection or an error answers n = 0).
+ */
+void fanout_stream_range(struct fanout *fo, const void *topic, size_t topic_len, uint64_t since_ms,
+                         size_t limit, fanout_stream_fn *fn, void *ud);
+/* Cancels every pending range whose ud is `ud`: their fn never runs. fanout_free() cancels
+ * them all. */
+void fanout_stream_cancel(struct fanout *fo, const void *ud);
+
 #endif

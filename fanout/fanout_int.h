@@ -94,6 +94,7 @@ struct fanout__redis;
 struct fanout__lease;
 struct fanout__regq;
 struct fanout__rlq;
+struct fanout__stq;
 struct gw_loop;
 struct redisAsyncContext;
 
@@ -115,6 +116,7 @@ struct fanout {
     struct fanout__lease *leases;    /* leases competed for (lease.c) */
     struct fanout__regq *regq;       /* pending registry fetches (registry.c) */
     struct fanout__rlq *rlq;         /* pending rate limit takes (ratelimit.c) */
+    struct fanout__stq *stq;         /* pending stream ranges (stream.c) */
 };
 
 /* Finds the record of a topic, or creates it when `create` is true; NULL when absent. */
@@ -224,5 +226,7 @@ void fanout__registry_free_all(struct fanout *fo);
 /* Cancels every pending rate limit take (ratelimit.c); called by fanout_free before the
  * connections close. */
 void fanout__ratelimit_free_all(struct fanout *fo);
+/* Cancels every pending stream range (stream.c); called by fanout_free. */
+void fanout__stream_free_all(struct fanout *fo);
 
 #endif
