@@ -111,6 +111,11 @@ static const struct conf_option options[] = {
         "Redis URL 'redis://[[user]:password@]host[:port][/db]' of the cross-process bus; repeat "
         "it to hash topics over several instances; none = processes share nothing"),
     OPT_STR(redis_prefix, "tidings:", NULL, SEC_REDIS, "prefix of every Redis key and channel"),
+    OPT_INT(replay_max_len, "1000", 0, 1000000, SEC_REDIS,
+            "persisted broadcasts kept per private topic in a Redis stream for replay "
+            "(config.broadcast.replay); 0 stores none"),
+    OPT_INT(replay_max_age, "86400", 1, 31536000, SEC_REDIS,
+            "seconds a persisted broadcast stays replayable"),
     OPT_INT(presence_timeout, "30", 2, 3600, SEC_REDIS,
             "seconds after which the presence entries of a process that stopped refreshing its "
             "Redis node key (crashed) are removed and announced as leaves by another process"),

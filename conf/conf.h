@@ -60,6 +60,8 @@ struct conf {
     /* redis */
     struct conf_list redis; /* Redis URLs; topics are hashed over them */
     char *redis_prefix;     /* key and channel prefix */
+    int replay_max_len;     /* stored broadcasts per private topic for replay, 0 = none */
+    int replay_max_age;     /* seconds a stored broadcast stays replayable */
     int presence_timeout;   /* seconds before a silent node's presence is dropped */
     /* limits */
     int max_connections;                /* concurrent WebSocket connections */

@@ -277,6 +277,7 @@ chan_remove(struct channel *ch)
     presence_untrack(ch);
     fanout_presence_cancel(gw->fo, ch);
     gw__pg_leave(ch);
+    gw__replay_leave(ch);
     json_decref(ch->pg_params);
     for (uint32_t i = 0; i < c->n_chans; i++) {
         if (c->chans[i] == ch) {
@@ -623,11 +624,19 @@ join_ok(struct channel *ch, struct codec_msg *m, json_t *pg)
     struct conn *c = ch->conn;
     size_t n_bindings;
     char *resp = join_response(pg, &n_bindings);
+    json_t *replay;
 
     reply(c, m->join_ref, m->ref, m->topic, "ok", resp);
     free(resp);
     if (ch->presence && (ch->perms & AUTH_PRESENCE_READ))
         send_presence_state(ch);
+    replay = json_object_get(json_object_get(json_object_get(m->payload, "config"), "broadcast"),
+                             "replay");
+    if (replay) {
+        char key[FO_KEY_MAX];
+
+        gw__replay_join(ch, replay, key, fo_key(key, 'b', ch->is_private, ch->sub, ch->sub_len));
+    }
     if (n_bindings) {
         ch->pg_params = json_incref(pg);
         gw__pg_join(ch, pg);
@@ -716,6 +725,8 @@ gw__broadcast_publish(struct gw *gw, bool is_private, const char *sub, size_t su
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     gw_buf_init(&body);
     codec_bus_encode(&body, &bus);
+    if (is_private)
+        gw__replay_store(gw, key, klen, &bus, body.data, body.len);
     m = fanout_msg_new(gw->fo, body.data, body.len, CODEC_BUS_BROADCAST | (json ? 0x10u : 0));
     n = fanout_publish(gw->fo, key, klen, m, exclude);
     fanout_msg_unref(m);
@@ -727,10 +738,30 @@ gw__broadcast_publish(struct gw *gw, bool is_private, const char *sub, size_t su
     return n;
 }
 
+/* A private broadcast sent with {"persist":true} gets an id (meta {"id":..}) so that it is
+ * stored for replay; otherwise meta stays empty. */
+static void
+persist_meta(struct channel *ch, const struct codec_msg *m, char *meta, size_t cap)
+{
+    json_t *j;
+    char id[40];
+
+    meta[0] = '\0';
+    if (!ch->is_private || !m->bc_meta.p || m->bc_meta.n == 0)
+        return;
+    j = json_loadb(m->bc_meta.p, m->bc_meta.n, 0, NULL);
+    if (json_is_true(json_object_get(j, "persist"))) {
+        gw__replay_new_id(ch->conn->gw, id);
+        snprintf(meta, cap, "{\"id\":\"%s\"}", id);
+    }
+    json_decref(j);
+}
+
 static void
 broadcast(struct channel *ch, struct codec_msg *m)
 {
     struct conn *c = ch->conn;
+    char meta[64];
     const struct conf *cf = c->gw->conf;
 
     if (!gw_bucket_take(&c->event_bucket, cf->max_events_per_second, cf->max_events_per_second,
@@ -751,7 +782,8 @@ broadcast(struct channel *ch, struct codec_msg *m)
                         "Unauthorized: You do not have permissions to write to this Channel topic");
         return;
     }
-    gw__broadcast_publish(c->gw, ch->is_private, ch->sub, ch->sub_len, m->bc_event, null_str,
+    persist_meta(ch, m, meta, sizeof meta);
+    gw__broadcast_publish(c->gw, ch->is_private, ch->sub, ch->sub_len, m->bc_event, cstr(meta),
                           m->bc_json, m->bc_payload, m->bc_payload_len, ch->self ? NULL : ch);
     if (ch->ack)
         reply(c, m->join_ref, m->ref, m->topic, "ok", "{}");

@@ -161,6 +161,9 @@ struct channel {
     uint32_t pg_nids;                /* ids used */
     uint32_t pg_ids_cap;             /* ids allocated */
     uint64_t pg_seq;                 /* change counter value the ids belong to */
+    bool replaying;                  /* replay requested, answer not in yet: live is held */
+    struct fanout_msg **held;        /* live messages held during the replay (refs) */
+    size_t n_held, cap_held;         /* held used / allocated */
 };
 
 /* server.c */
@@ -239,6 +242,17 @@ const char *gw__pg_status(const struct gw_pg *p, bool *ready);
 /* The fanout sink's hook: when sub_ud is pg.c's internal subscriber of the "pg:events"
  * topic, dispatches the PostgreSQL event carried by m and returns true; else false. */
 bool gw__pg_bus_deliver(struct gw *gw, void *sub_ud, struct fanout_msg *m);
+
+/* replay.c: broadcast replay for private channels (Redis Streams) */
+void gw__replay_store(struct gw *gw, const char *fo_topic, size_t fo_len,
+                      const struct codec_bus *bus, const void *body, size_t len);
+void gw__replay_join(struct channel *ch, struct json_t *replay, const char *fo_topic,
+                     size_t fo_len);
+/* Holds m for a channel whose replay is pending; false when it should be delivered now. */
+bool gw__replay_hold(struct channel *ch, struct fanout_msg *m);
+void gw__replay_leave(struct channel *ch);
+/* A new random message id (uuid text) for persisted broadcasts. */
+void gw__replay_new_id(struct gw *gw, char out[40]);
 
 /* http.c */
 int gw__http_request(struct gw *gw, struct lws *wsi, const char *path, void **http_state);

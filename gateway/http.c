@@ -28,6 +28,7 @@ struct http_req {
     bool too_big;             /* body exceeded max_rest_body_bytes */
     bool is_private;          /* single: ?private=true */
     bool raw;                 /* single: body is application/octet-stream */
+    bool persist;             /* single: ?persist=true or persist[ttl]=: store for replay */
     char *topic;              /* single: subtopic (owned) */
     char *event;              /* single: event (owned) */
 };
@@ -366,6 +367,14 @@ reject(struct lws *wsi, unsigned status, const char *msg)
     return -1;
 }
 
+static bool
+query_present(struct lws *wsi, const char *name)
+{
+    char buf[64];
+
+    return gw__urlarg(wsi, name, buf, sizeof buf) != NULL;
+}
+
 static int
 post_start(struct gw *gw, struct lws *wsi, const char *path, void **state)
 {
@@ -390,6 +399,7 @@ post_start(struct gw *gw, struct lws *wsi, const char *path, void **state)
     } else if (parse_single(rest, req)) {
         req->route = ROUTE_SINGLE;
         req->is_private = query_true(wsi, "private=");
+        req->persist = query_true(wsi, "persist=") || query_present(wsi, "persist[ttl]=");
         req->raw = lws_hdr_copy(wsi, ctype, sizeof ctype, WSI_TOKEN_HTTP_CONTENT_TYPE) > 0 &&
                    strncmp(ctype, "application/octet-stream", 24) == 0;
     } else {
@@ -547,6 +557,7 @@ post_single(struct gw *gw, struct lws *wsi, struct http_req *req)
 {
     const char *data = req->body.data ? req->body.data : "";
     size_t len = req->body.len;
+    char meta[64] = "";
     json_t *check;
 
     if (strlen(req->topic) > 255 || strlen(req->event) > 255)
@@ -563,9 +574,15 @@ post_single(struct gw *gw, struct lws *wsi, struct http_req *req)
         return send_json_msg(wsi, 403, "message", "Unauthorized");
     if (!rest_climit(gw, wsi, req, 1))
         return send_json_msg(wsi, 429, "message", "You have exceeded your rate limit");
+    if (req->is_private && req->persist) {
+        char id[40];
+
+        gw__replay_new_id(gw, id);
+        snprintf(meta, sizeof meta, "{\"id\":\"%s\"}", id);
+    }
     gw__broadcast_publish(gw, req->is_private, req->topic, strlen(req->topic),
                           (struct codec_str){ req->event, strlen(req->event) },
-                          (struct codec_str){ NULL, 0 }, !req->raw, data, len, NULL);
+                          (struct codec_str){ meta, strlen(meta) }, !req->raw, data, len, NULL);
     return gw__http_send(wsi, 202, "application/json", NULL, 0);
 }
 

@@ -135,7 +135,7 @@ deliver(void *ud, void *sub_ud, struct fanout_msg *m)
     if (gw__pg_bus_deliver(ud, sub_ud, m))
         return; /* PostgreSQL events of the lease holder (pg.c), not a channel */
     c = ch->conn;
-    if (c->closing)
+    if (c->closing || gw__replay_hold(ch, m))
         return;
     f = fanout_msg_frame(m, codec_bus_variant(&shape, c->vsn));
     if (f)

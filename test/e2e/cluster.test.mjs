@@ -226,3 +226,43 @@ test('cluster_messages_per_second: one user is limited across processes, others 
     }
     await waitFor(() => got.filter((m) => m.event === 'o').length === 2, 3000, 'other user delivered');
 });
+
+test('replay (PROTOCOL 6.6): a private join with replay gets the persisted messages, then live ones, once', async () => {
+    await cluster(0);
+    const gw = await startGateway({ args: { redis: `redis://127.0.0.1:${redisPort}`, rule: 'allow private all * role=admin' } });
+    const topic = uniq('replay');
+    const t0 = Date.now() - 1000;
+    const post = (event, body, persist = true) => httpRequest('POST',
+        `${gw.url}/realtime/v1/api/broadcast/${topic}/events/${event}?private=true${persist ? '&persist=true' : ''}`,
+        { headers: { apikey: key, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    for (let i = 1; i <= 3; i++) assert.equal((await post('stored', { n: i })).status, 202);
+    assert.equal((await post('notstored', { n: 9 }, false)).status, 202);
+    const ch = client(gw.url, key).channel(topic, {
+        config: { private: true, broadcast: { replay: { since: t0, limit: 10 } } },
+    });
+    const got = collect(ch, 'broadcast', { event: '*' });
+    await subscribe(ch);
+    await waitFor(() => got.length === 3, 5000, 'three replayed messages');
+    assert.deepEqual(got.map((m) => m.payload.n), [1, 2, 3]);
+    assert.ok(got.every((m) => m.meta && m.meta.replayed === true && typeof m.meta.id === 'string'));
+    assert.equal((await post('live', { n: 4 })).status, 202);
+    await waitFor(() => got.length === 4, 5000, 'the live message');
+    assert.equal(got[3].payload.n, 4);
+    assert.ok(!got[3].meta || !got[3].meta.replayed, 'live message not marked replayed');
+    // limit is respected, and since excludes older messages.
+    const ch2 = client(gw.url, key).channel(topic, {
+        config: { private: true, broadcast: { replay: { since: t0, limit: 2 } } },
+    });
+    const got2 = collect(ch2, 'broadcast', { event: '*' });
+    await subscribe(ch2);
+    await waitFor(() => got2.length === 2, 5000, 'two replayed messages');
+    await sleep(300);
+    assert.equal(got2.length, 2);
+    const ch3 = client(gw.url, key).channel(topic, {
+        config: { private: true, broadcast: { replay: { since: Date.now() + 60000, limit: 10 } } },
+    });
+    const got3 = collect(ch3, 'broadcast', { event: '*' });
+    await subscribe(ch3);
+    await sleep(500);
+    assert.equal(got3.length, 0);
+});
