@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadtest/fanout.h"
 #include "loadtest/writer.h"
 #include "loadtest/wsclient.h"
 
@@ -98,6 +99,7 @@ client_body(struct drv *d, unsigned i, int ctl, int rep)
         .report_fd = rep,
         .join_timeout_s = o->join_timeout_s,
         .max_run_s = o->join_timeout_s + (unsigned)(o->seconds + o->drain_s) + 120,
+        .broadcast = o->fanout,
     };
 
     return lt_clients_run(&co);
@@ -124,10 +126,21 @@ writer_body(struct drv *d, unsigned i, int ctl, int rep)
     struct gw_buf err;
     int rc;
 
+    struct lt_fanout_opts fo = {
+        .port = o->port,
+        .token = o->token,
+        .rate = o->rate,
+        .seconds = o->seconds,
+        .per_post = o->per_post,
+        .payload_bytes = o->payload_bytes,
+        .clients = o->clients,
+        .report_fd = rep,
+    };
+
     (void)i;
     (void)ctl;
     gw_buf_init(&err);
-    rc = lt_writer_run(&wo, f, &err);
+    rc = o->fanout ? lt_fanout_publish(&fo, f, &err) : lt_writer_run(&wo, f, &err);
     if (rc)
         fprintf(stderr, "tidings-pgbench: writer: %s\n", err.data ? err.data : "failed");
     if (!rc)
@@ -400,7 +413,7 @@ static void
 snap_take(const struct lt_bench_opts *o, struct cpu_snap *s)
 {
     s->t_us = lt_mono_us();
-    s->gw = o->gateway_pid ? lt_cpu_ticks(o->gateway_pid, false) : -1;
+    s->gw = o->gateway_pid ? lt_cpu_ticks(o->gateway_pid, o->fanout) : -1;
     s->pg = o->pg_pid ? lt_cpu_ticks(o->pg_pid, true) : -1;
     s->n = lt_cpu_stat(s->busy, s->total, LT_MAX_CPUS);
 }
@@ -478,7 +491,8 @@ lt_bench_run(const struct lt_bench_opts *o, struct lt_bench_result *r, struct gw
 
     drv_init(&d, o, r);
     signal(SIGPIPE, SIG_IGN);
-    if (o->run_writer && (rc = lt_pg_setup(o->pg, o->table, LT_SETUP_WAIT_S, err)) != 0)
+    if (o->run_writer && !o->fanout &&
+        (rc = lt_pg_setup(o->pg, o->table, LT_SETUP_WAIT_S, err)) != 0)
         goto out;
     if (o->run_clients && (rc = start_clients(&d, err)) != 0)
         goto out;

@@ -50,6 +50,8 @@ struct lt_bench_opts {
     bool run_writer;          /* start the writer */
     const char *label;        /* free text copied into the JSON, may be NULL */
     const char *json_path;    /* machine-readable result file, NULL = none */
+    bool fanout;              /* broadcast fan-out mode (fanout.h) instead of postgres_changes */
+    unsigned per_post;        /* fan-out: messages per REST POST */
 };
 
 struct lt_sample {

@@ -5,9 +5,10 @@
  * The command line is a table of options (name, kind, target, bounds, help). --role picks
  * what runs: `all` (default) prepares the table, starts the subscribers, runs the writer and
  * reports; `clients` only subscribes and measures for --seconds (rows come from elsewhere);
- * `writer` only prepares the table and commits rows. The work is done by driver.c; this file
- * parses, checks the limits (sockets per process, source addresses) and sets the exit code:
- * 0 complete, 1 ran but something was lost or failed, 2 usage or set-up error.
+ * `writer` only prepares the table and commits rows. `--mode fanout` runs the broadcast
+ * fan-out benchmark instead (fanout.h). The work is done by driver.c; this file parses, checks the
+ * limits (sockets per process, source addresses) and sets the exit code: 0 complete, 1 ran but
+ * something was lost or failed, 2 usage or set-up error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,9 +44,11 @@ static struct lt_bench_opts o = {
     .join_timeout_s = 60,
     .drain_s = 2,
     .seed = 1,
+    .per_post = 1,
 };
 static const char *role = "all";
 static const char *impl = "epoll";
+static const char *mode = "pg";
 static unsigned seed_arg = 1;
 
 static const struct opt opts[] = {
@@ -74,6 +77,9 @@ static const struct opt opts[] = {
     { "label", K_STR, &o.label, 0, 0, "free text stored in the JSON" },
     { "role", K_STR, &role, 0, 0, "all | clients | writer (all)" },
     { "client-impl", K_STR, &impl, 0, 0, "subscriber transport: epoll | lws (epoll)" },
+    { "mode", K_STR, &mode, 0, 0,
+      "pg (postgres_changes) | fanout (REST broadcast to realtime:bench) (pg)" },
+    { "per-post", K_INT, &o.per_post, 1, 100, "fanout: messages per REST POST (1)" },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -157,11 +163,16 @@ check(void)
     if (strcmp(impl, "epoll") && strcmp(impl, "lws"))
         return "--client-impl must be epoll or lws";
     o.impl = strcmp(impl, "lws") == 0 ? LT_IMPL_LWS : LT_IMPL_EPOLL;
+    if (strcmp(mode, "pg") && strcmp(mode, "fanout"))
+        return "--mode must be pg or fanout";
+    o.fanout = strcmp(mode, "fanout") == 0;
+    if (o.fanout && (!o.port || !o.token))
+        return "--mode fanout needs --port and --token";
     if (!o.port && o.run_clients)
         return "--port is required";
     if (o.run_clients && !o.token)
         return "--token is required";
-    if (o.run_writer && !o.pg)
+    if (o.run_writer && !o.pg && !o.fanout)
         return "--pg is required";
     if (!table_ok(o.table))
         return "--table must be 1-48 characters of [a-z0-9_]";

@@ -7,7 +7,8 @@
  * LT_CONNECT_BURST connections are in flight, and every SCAN_US scan the sockets for due
  * heartbeats, reconnects and rejoins, count the settled ones and send the progress
  * records. Outbound frames (join, heartbeat) are pending flags turned into text by
- * lt__next_frame(). Inbound postgres_changes frames take a fast path (memmem() for the
+ * lt__next_frame(). Inbound postgres_changes frames (and broadcast frames in fan-out
+ * mode) take a fast path (memmem() for the
  * event name, ts_us and business_id; no JSON parsing); every other frame is parsed with
  * jansson.
  */
@@ -42,6 +43,13 @@ join_frame(struct lt_proc *p, struct lt_client *c, char *f, size_t cap)
     c->ref++;
     c->join_ref = c->ref;
     c->joined = false;
+    if (p->o->broadcast)
+        return snprintf(f, cap,
+                        "[\"%u\",\"%u\",\"realtime:bench\",\"phx_join\",{\"config\":{"
+                        "\"broadcast\":{\"ack\":false,\"self\":false},"
+                        "\"presence\":{\"key\":\"\",\"enabled\":false},"
+                        "\"postgres_changes\":[],\"private\":false}}]",
+                        c->join_ref, c->join_ref);
     return snprintf(f, cap,
                     "[\"%u\",\"%u\",\"realtime:bench-%u\",\"phx_join\",{\"config\":{"
                     "\"broadcast\":{\"ack\":false,\"self\":false},"
@@ -113,7 +121,8 @@ on_change(struct lt_proc *p, struct lt_client *c, const char *f, size_t len)
     lt_hist_record(p->lat, lat);
     if (lat > 0 && (uint64_t)lat > p->st.interval_max_us)
         p->st.interval_max_us = (uint64_t)lat;
-    if (find_int(f, len, "\"business_id\":", &biz) && biz != (int64_t)(c->idx % p->o->businesses))
+    if (!p->o->broadcast && find_int(f, len, "\"business_id\":", &biz) &&
+        biz != (int64_t)(c->idx % p->o->businesses))
         p->st.wrong_business++;
 }
 
@@ -148,6 +157,10 @@ on_reply(struct lt_proc *p, struct lt_client *c, const char *ref, json_t *payloa
     if (ok && !c->joined) {
         c->joined = true;
         p->st.joins_ok++;
+        if (p->o->broadcast && !c->subscribed) {
+            c->subscribed = true; /* no postgres_changes: the join is the subscription */
+            p->st.subscribed++;
+        }
     } else if (!ok) {
         p->st.joins_err++;
         schedule_rejoin(c, RETRY_US);
@@ -205,7 +218,9 @@ lt__on_message(struct lt_proc *p, struct lt_client *c, const char *f, size_t len
 {
     p->st.rx_bytes += len;
     if (len > 11 && memcmp(f, "[null,null,", 11) == 0 &&
-        memmem(f, len < FAST_WINDOW ? len : FAST_WINDOW, "\",\"postgres_changes\",", 21)) {
+        (memmem(f, len < FAST_WINDOW ? len : FAST_WINDOW, "\",\"postgres_changes\",", 21) ||
+         (p->o->broadcast &&
+          memmem(f, len < FAST_WINDOW ? len : FAST_WINDOW, "\",\"broadcast\",", 14)))) {
         on_change(p, c, f, len);
         return;
     }

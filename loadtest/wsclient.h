@@ -10,6 +10,10 @@
  * poll() loop costs every open socket on each pass (see docs/BENCHMARKS.md for why the
  * default is epoll: at 1000 sockets the lws client could not keep up with the gateway).
  *
+ * With `broadcast` set (fan-out mode, fanout.h) every socket joins the public channel
+ * realtime:bench without postgres_changes, counts as subscribed once the join is answered
+ * ok, and takes its latency samples from the "ts_us" of every broadcast frame.
+ *
  * lt_clients_run() drives the whole life of the process: it opens the sockets (at most
  * LT_CONNECT_BURST handshakes at once, each retried a few times), reports LT_MSG_READY on
  * report_fd once every socket is subscribed or given up, LT_MSG_PROGRESS every
@@ -18,6 +22,8 @@
  */
 #ifndef LT_WSCLIENT_H
 #define LT_WSCLIENT_H
+
+#include <stdbool.h>
 
 #define LT_CONNECT_BURST 64 /* WebSocket handshakes in flight at once, per process */
 
@@ -40,6 +46,7 @@ struct lt_clients_opts {
     int report_fd;            /* write end to the driver */
     unsigned join_timeout_s;  /* LT_MSG_READY is sent at the latest after this */
     unsigned max_run_s;       /* hard limit on the life of the process */
+    bool broadcast;           /* fan-out mode: join realtime:bench for broadcasts only */
 };
 
 /* Runs the subscribers of o until told to stop. Returns 0, or a negative GW_E* code. */
