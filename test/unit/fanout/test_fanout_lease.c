@@ -40,23 +40,6 @@ struct fix {
 
 static const char *const names[2] = { "node-a", "node-b" };
 
-static struct fanout_frame *
-encode_cb(void *ud, const struct fanout_msg *m, unsigned variant)
-{
-    (void)ud;
-    (void)m;
-    (void)variant;
-    return NULL;
-}
-
-static void
-deliver_cb(void *ud, void *sub_ud, struct fanout_msg *m)
-{
-    (void)ud;
-    (void)sub_ud;
-    (void)m;
-}
-
 static void
 state_cb(void *ud, enum fanout_redis_state st, const char *detail)
 {
@@ -82,8 +65,8 @@ node_new(struct fix *f, size_t i, bool redis)
     struct node *n = &f->node[i];
     const char *urls[1] = { f->srv.url };
     struct fanout_config cfg = {
-        .encode = encode_cb,
-        .deliver = deliver_cb,
+        .encode = redist_encode_none,
+        .deliver = redist_deliver_none,
         .ud = n,
         .loop = f->loop,
         .redis = urls,

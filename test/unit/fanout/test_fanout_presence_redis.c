@@ -46,23 +46,6 @@ struct fix {
 
 static const char *const node_names[MAX_NODES] = { "node-a", "node-b", "node-c" };
 
-static struct fanout_frame *
-encode_cb(void *ud, const struct fanout_msg *m, unsigned variant)
-{
-    (void)ud;
-    (void)m;
-    (void)variant;
-    return NULL;
-}
-
-static void
-deliver_cb(void *ud, void *sub_ud, struct fanout_msg *m)
-{
-    (void)ud;
-    (void)sub_ud;
-    (void)m;
-}
-
 static void
 state_cb(void *ud, enum fanout_redis_state st, const char *detail)
 {
@@ -127,8 +110,8 @@ node_new(struct fix *f, size_t i)
     struct node *n = &f->node[i];
     const char *urls[1] = { f->srv.url };
     struct fanout_config cfg = {
-        .encode = encode_cb,
-        .deliver = deliver_cb,
+        .encode = redist_encode_none,
+        .deliver = redist_deliver_none,
         .ud = n,
         .loop = f->loop,
         .redis = urls,

@@ -25,23 +25,6 @@ struct answers {
     int allowed; /* of which allowed */
 };
 
-static struct fanout_frame *
-encode_cb(void *ud, const struct fanout_msg *m, unsigned variant)
-{
-    (void)ud;
-    (void)m;
-    (void)variant;
-    return NULL;
-}
-
-static void
-deliver_cb(void *ud, void *sub_ud, struct fanout_msg *m)
-{
-    (void)ud;
-    (void)sub_ud;
-    (void)m;
-}
-
 static void
 take_cb(void *ud, bool allowed)
 {
@@ -56,8 +39,8 @@ node_new(struct gw_loop *loop, const char *url, const char *id)
 {
     const char *urls[1] = { url };
     struct fanout_config cfg = {
-        .encode = encode_cb,
-        .deliver = deliver_cb,
+        .encode = redist_encode_none,
+        .deliver = redist_deliver_none,
         .loop = loop,
         .redis = urls,
         .n_redis = url ? 1 : 0,

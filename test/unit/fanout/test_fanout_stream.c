@@ -27,23 +27,6 @@ struct answer {
     char all[4096]; /* bodies joined by ';' */
 };
 
-static struct fanout_frame *
-encode_cb(void *ud, const struct fanout_msg *m, unsigned variant)
-{
-    (void)ud;
-    (void)m;
-    (void)variant;
-    return NULL;
-}
-
-static void
-deliver_cb(void *ud, void *sub_ud, struct fanout_msg *m)
-{
-    (void)ud;
-    (void)sub_ud;
-    (void)m;
-}
-
 static void
 range_cb(void *ud, const struct fanout_stream_entry *e, size_t n)
 {
@@ -67,8 +50,8 @@ node_new(struct gw_loop *loop, const char *url)
 {
     const char *urls[1] = { url };
     struct fanout_config cfg = {
-        .encode = encode_cb,
-        .deliver = deliver_cb,
+        .encode = redist_encode_none,
+        .deliver = redist_deliver_none,
         .loop = loop,
         .redis = urls,
         .n_redis = url ? 1 : 0,
