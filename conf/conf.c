@@ -58,6 +58,9 @@ static const struct conf_option options[] = {
             "TCP port for WebSocket, REST broadcast and health endpoints"),
     OPT_STR(log_level, "info", "debug|info|warn|error", SEC_SERVER,
             "lowest level of log lines written to stderr"),
+    OPT_STR(event_loop, "epoll", "epoll|poll", SEC_SERVER,
+            "event loop: epoll (libev; each loop pass costs only the ready sockets) or poll "
+            "(lws's own poll(), whose every pass scans all sockets; kept as a fallback)"),
     OPT_STR(log_format, "text", "text|json", SEC_SERVER,
             "log line format: text (key=value pairs) or json (one object per line)"),
     OPT_STR(demo_dir, "", NULL, SEC_SERVER,

@@ -34,6 +34,7 @@ struct conf {
     char *bind;           /* listen address */
     int port;             /* listen port */
     char *log_level;      /* debug|info|warn|error */
+    char *event_loop;     /* epoll|poll */
     char *log_format;     /* text|json */
     char *demo_dir;       /* directory served at /demo/, "" = no demo */
     int workers;          /* processes sharing the port (SO_REUSEPORT) */

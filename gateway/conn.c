@@ -3,15 +3,23 @@
  * reassembly, delayed replies and the idle check.
  *
  * Outbound frames are complete WebSocket frames (header included, unmasked), refcounted
- * and shared by every queue that holds them. On WRITEABLE all queued frames that fit in
- * GW_COALESCE_MAX are copied into one scratch buffer and written with one LWS_WRITE_RAW
- * call (a write costs the same whatever its size, so coalescing is what keeps CPU per
- * delivery low). A frame larger than the scratch buffer is written on its own. The queue
- * is bounded in frames and bytes; a connection that would exceed either is closed as a
- * slow consumer.
+ * and shared by every queue that holds them. A connection whose queue becomes non-empty is
+ * marked dirty; after each loop pass gw__conn_flush() copies all its queued frames that
+ * fit in GW_COALESCE_MAX into one scratch buffer and sends them with one send() straight on
+ * the socket (a write costs the same whatever its size, so coalescing is what keeps CPU
+ * per delivery low, and skipping the POLLOUT round trip through lws saves a poll() pass
+ * and the lws callback per socket). Whatever the kernel does not take is handed to
+ * lws_write(LWS_WRITE_RAW), which buffers it in buflist_out and sends it before anything
+ * else; while lws holds such a tail, or for frames larger than the scratch buffer and for
+ * closing, the queue drains through LWS_CALLBACK_SERVER_WRITEABLE instead. Only whole
+ * frames are ever written, so lws's own control frames (pong, close) fall between them.
+ * The queue is bounded in frames and bytes; a connection that would exceed either is
+ * closed as a slow consumer.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "gateway/gateway_int.h"
 
@@ -60,6 +68,7 @@ gw__conn_new(struct gw *gw, struct lws *wsi, enum codec_vsn vsn, struct auth_ide
     c->last_rx_ms = gw_now_ms();
     gw_buf_init(&c->rx);
     snprintf(c->ip, sizeof(c->ip), "%s", ip);
+    c->fd = lws_get_socket_fd(wsi);
     c->next = gw->conns;
     if (gw->conns)
         gw->conns->prev = c;
@@ -101,6 +110,8 @@ gw__conn_free(struct conn *c)
     if (!c)
         return;
     gw = c->gw;
+    if (c->dirty)
+        gw->dirty[c->dirty_idx] = NULL;
     gw__channel_close_all(c);
     delayed_cancel_all(c);
     queue_clear(c);
@@ -133,6 +144,27 @@ queue_grow(struct conn *c)
     c->q_head = 0;
 }
 
+static void
+mark_dirty(struct conn *c)
+{
+    struct gw *gw = c->gw;
+
+    if (gw->n_dirty == gw->cap_dirty) {
+        gw->cap_dirty = gw->cap_dirty ? gw->cap_dirty * 2 : 256;
+        gw->dirty = gw_xrealloc(gw->dirty, gw->cap_dirty * sizeof(*gw->dirty));
+    }
+    c->dirty = true;
+    c->dirty_idx = gw->n_dirty;
+    gw->dirty[gw->n_dirty++] = c;
+}
+
+static void
+want_writable(struct conn *c)
+{
+    c->wait_writable = true;
+    lws_callback_on_writable(c->wsi);
+}
+
 int
 gw__conn_enqueue(struct conn *c, struct fanout_frame *f)
 {
@@ -155,8 +187,8 @@ gw__conn_enqueue(struct conn *c, struct fanout_frame *f)
     c->q_len++;
     c->q_bytes += f->len;
     c->gw->m.messages_out_total++;
-    if (c->q_len == 1)
-        lws_callback_on_writable(c->wsi);
+    if (c->q_len == 1 && !c->wait_writable && !c->dirty)
+        mark_dirty(c);
     return 0;
 }
 
@@ -180,7 +212,7 @@ gw__conn_close(struct conn *c, uint16_t code, const char *reason, bool now)
     c->close_reason = reason;
     if (now)
         queue_clear(c);
-    lws_callback_on_writable(c->wsi);
+    want_writable(c);
     /* A peer that reads nothing never makes us writeable: bound the wait. */
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 3);
 }
@@ -209,29 +241,40 @@ write_single(struct conn *c)
     return rc;
 }
 
+/* Moves the whole queued frames that fit into the scratch buffer; returns the bytes. */
+static size_t
+coalesce(struct conn *c, unsigned char *buf)
+{
+    size_t off = 0;
+
+    while (c->q_len && off + c->q[c->q_head]->len <= GW_COALESCE_MAX) {
+        struct fanout_frame *f = queue_pop(c);
+
+        memcpy(buf + off, f->data, f->len);
+        off += f->len;
+        fanout_frame_unref(f);
+    }
+    c->gw->m.bytes_out_total += off;
+    return off;
+}
+
 int
 gw__conn_writeable(struct conn *c)
 {
     unsigned char *buf = c->gw->coalesce;
-    size_t off = 0;
+    size_t off;
 
+    c->wait_writable = false;
     if (c->q_len && c->q[c->q_head]->len > GW_COALESCE_MAX) {
         if (write_single(c))
             return -1;
     } else {
-        while (c->q_len && off + c->q[c->q_head]->len <= GW_COALESCE_MAX) {
-            struct fanout_frame *f = queue_pop(c);
-
-            memcpy(buf + off, f->data, f->len);
-            off += f->len;
-            fanout_frame_unref(f);
-        }
+        off = coalesce(c, buf);
         if (off && lws_write(c->wsi, buf, off, LWS_WRITE_RAW) < (int)off)
             return -1;
-        c->gw->m.bytes_out_total += off;
     }
     if (c->q_len) {
-        lws_callback_on_writable(c->wsi);
+        want_writable(c);
         return 0;
     }
     if (c->closing) {
@@ -240,6 +283,50 @@ gw__conn_writeable(struct conn *c)
         return -1;
     }
     return 0;
+}
+
+/* One direct write of the queue of c (see the file comment). */
+static void
+flush_one(struct conn *c, unsigned char *buf)
+{
+    size_t off;
+    ssize_t n;
+
+    if (c->wait_writable || !c->q_len)
+        return;
+    if (c->closing || lws_partial_buffered(c->wsi) || c->q[c->q_head]->len > GW_COALESCE_MAX) {
+        want_writable(c);
+        return;
+    }
+    off = coalesce(c, buf);
+    do
+        n = send(c->fd, buf, off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        /* The peer is gone: lws sees the error on its next poll() and closes. */
+        want_writable(c);
+        return;
+    }
+    if (n < 0)
+        n = 0;
+    if ((size_t)n < off)
+        lws_write(c->wsi, buf + n, off - (size_t)n, LWS_WRITE_RAW);
+    if (c->q_len)
+        want_writable(c);
+}
+
+void
+gw__conn_flush(struct gw *gw)
+{
+    for (uint32_t i = 0; i < gw->n_dirty; i++) {
+        struct conn *c = gw->dirty[i];
+
+        if (!c)
+            continue;
+        c->dirty = false;
+        flush_one(c, gw->coalesce);
+    }
+    gw->n_dirty = 0;
 }
 
 static void

@@ -22,6 +22,9 @@
 #include "gateway/codec.h"
 
 struct json_t;
+struct ev_loop;
+struct ev_prepare;
+struct ev_timer;
 struct gw_pg;
 struct pg_binding;
 struct channel;
@@ -89,8 +92,13 @@ struct gw {
     uint64_t ref_seq;                 /* source of unique presence refs */
     uint64_t ref_salt;                /* random per process, mixed into refs */
     unsigned char *coalesce;          /* scratch buffer of GW_COALESCE_MAX bytes */
+    struct conn **dirty;              /* connections queued to since the last flush */
+    uint32_t n_dirty, cap_dirty;      /* dirty slots used (NULL = freed) / allocated */
     struct gw_buf scratch;            /* reusable encode buffer */
     lws_sorted_usec_list_t sweep;     /* periodic idle / expiry sweep */
+    struct ev_loop *ev;               /* libev loop (event_loop epoll) or NULL (poll) */
+    struct ev_prepare *ev_prepare;    /* runs before each wait: flush, signals, drain */
+    struct ev_timer *ev_drain;        /* re-checks the drain while stopping */
     bool stopping;                    /* SIGTERM/SIGINT received */
     uint64_t started_ms;              /* monotonic start time */
     char *stats_json;                 /* cached GET /admin/stats answer (owned) or NULL */
@@ -133,6 +141,10 @@ struct conn {
     struct delayed *delayed;       /* pending delayed replies */
     char ip[48];                   /* peer address */
     struct conn *prev, *next;      /* gw->conns list */
+    int fd;                        /* the socket, for direct writes */
+    uint32_t dirty_idx;            /* slot in gw->dirty while dirty */
+    bool dirty;                    /* in gw->dirty: frames to flush after this loop pass */
+    bool wait_writable;            /* WRITEABLE requested: the queue drains there */
 };
 
 struct channel {
@@ -201,6 +213,9 @@ int gw__conn_send(struct conn *c, const void *p, size_t len, bool binary);
 /* Requests a close with a code; the queue is dropped when `now` is set. */
 void gw__conn_close(struct conn *c, uint16_t code, const char *reason, bool now);
 int gw__conn_writeable(struct conn *c);
+/* Writes the queues of every connection queued to during this loop pass straight to its
+ * socket (one coalesced send each); what the kernel does not take goes to lws. */
+void gw__conn_flush(struct gw *gw);
 int gw__conn_receive(struct conn *c, const void *in, size_t len);
 /* Schedules a frame to be sent after delay_ms (0: now); may close afterwards. */
 void gw__conn_send_later(struct conn *c, struct fanout_frame *f, uint32_t delay_ms,

@@ -6,7 +6,16 @@
  * LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION (path, apikey, vsn, connection limits): a refused
  * upgrade gets an HTTP error with a JSON body before any 101. Each accepted socket gets a
  * struct conn whose pointer lives in the per-session data.
+ *
+ * The loop: by default (event_loop epoll) lws runs on a libev loop of ours with the epoll
+ * backend (lws's evlib_ev plugin, a foreign loop), so a loop pass costs only the sockets
+ * that are ready; lws's own poll() loop scans every socket on every pass, which dominates
+ * the CPU at thousands of mostly idle sockets (docs/BENCHMARKS.md). An ev_prepare watcher
+ * runs before each wait: it flushes the out-queues written during the pass (conn.c),
+ * starts the drain on a signal and ends the loop when the drain is over. event_loop poll
+ * keeps lws's own loop, with the same steps around each lws_service().
  */
+#include <ev.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -415,6 +424,7 @@ gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, str
 {
     struct gw *gw = gw_xcalloc(1, sizeof(*gw));
     struct lws_context_creation_info info;
+    void *foreign[1];
 
     gw->conf = conf;
     gw->auth = auth;
@@ -436,6 +446,17 @@ gw_new(const struct conf *conf, struct auth *auth, struct auth_rules *rules, str
     info.uid = -1;
     info.max_http_header_data = (unsigned short)conf->max_header_bytes;
     info.timeout_secs = (unsigned)conf->handshake_timeout;
+    if (strcmp(conf->event_loop, "epoll") == 0) {
+        gw->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+        if (!gw->ev) {
+            gw_buf_printf(err, "event_loop epoll: cannot create the libev epoll loop");
+            gw_free(gw);
+            return NULL;
+        }
+        foreign[0] = gw->ev;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+        info.foreign_loops = foreign;
+    }
     gw->ctx = lws_create_context(&info);
     if (!gw->ctx) {
         gw_buf_printf(err, "cannot listen on %s:%d", conf->bind, conf->port);
@@ -477,23 +498,70 @@ drain_start(struct gw *gw)
     }
 }
 
+/* One step between loop passes: flush, start the drain on a signal, tell if we are done. */
+static bool
+between_passes(struct gw *gw)
+{
+    gw__conn_flush(gw);
+    if (got_signal && !gw->stopping)
+        drain_start(gw);
+    return gw->stopping && (gw->m.connections == 0 || gw_now_ms() >= gw->drain_deadline_ms);
+}
+
+static void
+on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct gw *gw = w->data;
+
+    (void)revents;
+    if (between_passes(gw))
+        ev_break(loop, EVBREAK_ALL);
+    else if (gw->stopping && !ev_is_active(gw->ev_drain))
+        ev_timer_start(loop, gw->ev_drain); /* wakes the loop to re-check the drain */
+}
+
+static void
+on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents; /* on_prepare runs next and does the check */
+}
+
+static int
+run_ev(struct gw *gw)
+{
+    gw->ev_prepare = gw_xcalloc(1, sizeof(*gw->ev_prepare));
+    gw->ev_drain = gw_xcalloc(1, sizeof(*gw->ev_drain));
+    ev_prepare_init(gw->ev_prepare, on_prepare);
+    gw->ev_prepare->data = gw;
+    ev_prepare_start(gw->ev, gw->ev_prepare);
+    ev_timer_init(gw->ev_drain, on_drain_tick, 0.1, 0.1);
+    ev_run(gw->ev, 0);
+    ev_prepare_stop(gw->ev, gw->ev_prepare);
+    ev_timer_stop(gw->ev, gw->ev_drain);
+    return 0;
+}
+
 int
 gw_run(struct gw *gw)
 {
+    int rc = 0;
+
     signal_ctx = gw->ctx;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    for (;;) {
-        if (got_signal && !gw->stopping)
-            drain_start(gw);
-        if (gw->stopping && (gw->m.connections == 0 || gw_now_ms() >= gw->drain_deadline_ms))
-            break;
-        if (lws_service(gw->ctx, gw->stopping ? 100 : 0) < 0)
-            return GW_EIO;
+    if (gw->ev) {
+        rc = run_ev(gw);
+    } else {
+        while (!between_passes(gw)) {
+            if (lws_service(gw->ctx, gw->stopping ? 100 : 0) < 0)
+                return GW_EIO;
+        }
     }
     gw_log(GW_LOG_INFO, "shutdown", "connections=%" PRIu64, gw->m.connections);
-    return 0;
+    return rc;
 }
 
 void
@@ -529,6 +597,11 @@ gw_free(struct gw *gw)
     ipcount_free(gw->ipc);
     gw__stats_free(gw);
     gw_buf_release(&gw->scratch);
+    if (gw->ev)
+        ev_loop_destroy(gw->ev);
+    free(gw->ev_prepare);
+    free(gw->ev_drain);
     free(gw->coalesce);
+    free(gw->dirty);
     free(gw);
 }

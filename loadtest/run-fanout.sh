@@ -6,7 +6,7 @@
 # scenario, a gateway on a free port: (a) --workers 1 without Redis, (b) --workers 2
 # --redis. The cluster-wide rate limits are switched off and the per-socket event limit
 # raised, so nothing but capacity can drop a message. For each rate it runs
-# `tidings-pgbench --mode fanout` (K subscribers of realtime:bench, REST publisher) and
+# `tidings-load fanout` (K subscribers of realtime:bench, REST publisher) and
 # prints one table (load CPU = the subscriber and publisher processes, % of one core over
 # the sampling window). Nothing is pinned: gateway, Redis and load processes share all CPUs.
 # Everything it started is stopped by pid (trap), the temp dir removed.
@@ -31,8 +31,8 @@ while [ $# -gt 0 ]; do
     *) echo "run-fanout.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-tidings=$build/gateway/tidings pgbench=$build/loadtest/tidings-pgbench
-for b in "$tidings" "$pgbench"; do
+tidings=$build/gateway/tidings load=$build/tidings-load
+for b in "$tidings" "$load"; do
     [ -x "$b" ] || { echo "run-fanout.sh: $b is missing (build the tree first)" >&2; exit 2; }
 done
 command -v redis-server >/dev/null || { echo "run-fanout.sh: redis-server missing" >&2; exit 2; }
@@ -95,12 +95,12 @@ for sc in 1 2; do
     if [ "$sc" = 1 ]; then start_gw 1; else start_gw 2 --redis "redis://127.0.0.1:$rport"; fi
     for rate in $rates; do
         echo "## workers $sc, rate $rate msgs/s"
-        timeout 120 "$pgbench" --mode fanout --port "$port" --token "$token" \
+        timeout 120 "$load" fanout --port "$port" --token "$token" --progress off \
             --clients "$clients" --procs "$procs" --rate "$rate" --seconds "$seconds" \
             --per-post "$per_post" --payload-bytes 200 --drain 5 --join-timeout 40 \
             --gateway-pid "$gw_pid" --json "$out/w$sc-r$rate.json" --label "workers=$sc" \
             >"$out/w$sc-r$rate.txt" 2>&1 || true
-        grep -E "^(deliveries|latency|cpu|result)" "$out/w$sc-r$rate.txt" || cat "$out/w$sc-r$rate.txt"
+        grep -E "^(deliveries|latency|gateway|result)" "$out/w$sc-r$rate.txt" || cat "$out/w$sc-r$rate.txt"
         kill -0 "$gw_pid" 2>/dev/null || { cat "$tmp/gateway-$sc.log" >&2; exit 2; }
     done
     stop_pid "$gw_pid"
@@ -112,7 +112,7 @@ import json, sys
 out, k, rates = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 print()
 print("| processes | offered msgs/s | sent msgs/s | expected | received | drops | deliveries/s "
-      "| p50 ms | p99 ms | max ms | POST p99 ms | gateway CPU % | load CPU % | complete |")
+      "| p50 ms | p99 ms | max ms | POST p99 ms | gateway CPU % | load CPU % (whole run) | complete |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for w in (1, 2):
     for r in rates:
@@ -121,11 +121,13 @@ for w in (1, 2):
         except (OSError, ValueError):
             print(f"| {w} | {r} | (no result) |||||||||||")
             continue
-        lat, exp = j["latency_us"], j["expected"]
-        rec = j["received"]
-        wr, load = j["writer"], 100.0 * j["load_cpu_s"] / max(j["cpu_window_s"], 1e-9)
-        print(f"| {w} | {r} | {wr['achieved_rate']:.1f} | {exp} | {rec} | {j['drops']} "
-              f"| {j['deliveries_per_s']:.0f} | {lat['p50']/1000:.1f} | {lat['p99']/1000:.1f} "
-              f"| {lat['max']/1000:.1f} | {wr['commit_us']['p99']/1000:.1f} "
-              f"| {j['gateway_cpu_pct']:.0f} | {load:.0f} | {'yes' if j['complete'] else 'no'} |")
+        res = j["results"]
+        num = lambda v: float("nan") if v is None else v
+        lat = {k: num(v) for k, v in res["latency_ms"].items()}
+        sent = res["published"] / res["window_s"] if res["window_s"] else 0
+        print(f"| {w} | {r} | {sent:.1f} | {res['expected']} | {res['received']} "
+              f"| {res['drops']} | {num(res['deliveries_per_s']):.0f} | {lat['p50']:.1f} "
+              f"| {lat['p99']:.1f} | {lat['max']:.1f} | {num(res['post_ms']['p99']):.1f} "
+              f"| {num(res['gateway_cpu_pct']):.0f} | {res['load_cpu_pct']:.0f} "
+              f"| {'yes' if res['complete'] else 'no'} |")
 PY

@@ -4,37 +4,36 @@
 # Starts a throwaway PostgreSQL (test/support/pgtmp.sh in a mktemp dir: server defaults
 # except fsync=off and max_connections=200, which pgtmp.sh sets), a gateway on a free port
 # with --pg and the row rule "* all role=admin", signs an admin token, then runs
-# tidings-pgbench once per rate and prints a table. When taskset exists and there are at
+# `tidings-load db` once per rate and prints a table. When taskset exists and there are at
 # least 2 CPUs, the gateway is pinned to cpu 0 and PostgreSQL plus the load processes to
 # cpu 1. Everything it started is stopped by pid on exit (trap), and the temp dir removed.
 #
-#   run-pg.sh [--build DIR | --tidings BIN --pgbench BIN] [--rates "1000 2500 5000 10000"]
+#   run-pg.sh [--build DIR | --tidings BIN --load BIN] [--rates "1000 2500 5000 10000"]
 #             [--clients 1000] [--businesses 100] [--seconds 10] [--procs N]
-#             [--rows-per-tx 1] [--client-impl epoll|lws] [--out DIR] [--keep] [--smoke]
+#             [--rows-per-tx 1] [--out DIR] [--keep] [--smoke]
 #
 # --smoke: 20 clients, 10 businesses, 200 rows/s for 3 s; exits non-zero unless every
-# expected delivery arrived (tidings-pgbench exit status 0). Timings are never asserted.
+# expected delivery arrived (tidings-load exit status 0). Timings are never asserted.
 # --out DIR keeps the per-rate JSON and text results there (default: inside the temp dir).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build"
-tidings="" pgbench="" out="" keep=0 smoke=0 impl=epoll
+tidings="" load="" out="" keep=0 smoke=0
 rates="1000 2500 5000 10000" clients=1000 businesses=100 seconds=10 procs="" rows_per_tx=1
 
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build=$2; shift 2 ;;
     --tidings) tidings=$2; shift 2 ;;
-    --pgbench) pgbench=$2; shift 2 ;;
+    --load) load=$2; shift 2 ;;
     --rates) rates=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --businesses) businesses=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --procs) procs=$2; shift 2 ;;
     --rows-per-tx) rows_per_tx=$2; shift 2 ;;
-    --client-impl) impl=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --smoke) smoke=1; shift ;;
@@ -45,8 +44,8 @@ if [ "$smoke" = 1 ]; then
     rates=200 clients=20 businesses=10 seconds=3
 fi
 tidings=${tidings:-$build/gateway/tidings}
-pgbench=${pgbench:-$build/loadtest/tidings-pgbench}
-for b in "$tidings" "$pgbench"; do
+load=${load:-$build/tidings-load}
+for b in "$tidings" "$load"; do
     [ -x "$b" ] || { echo "run-pg.sh: $b is missing (build the tree first)" >&2; exit 2; }
 done
 
@@ -107,17 +106,17 @@ if [ "$ready" != 1 ]; then
 fi
 
 echo "# tidings postgres_changes benchmark: K=$clients subscribers, B=$businesses businesses," \
-    "${seconds} s per rate, rows/tx $rows_per_tx, $impl client"
+    "${seconds} s per rate, rows/tx $rows_per_tx"
 echo "# gateway pid $gw_pid (${pin_gw:-not pinned}), postmaster pid $pm_pid and load" \
     "(${pin_load:-not pinned}); PostgreSQL defaults + fsync=off"
 status=0
 for rate in $rates; do
     [ "$smoke" = 1 ] || echo "## rate $rate rows/s"
     rc=0
-    timeout 300 $pin_load "$pgbench" --port "$port" --token "$token" --pg "$conninfo" \
+    timeout 300 $pin_load "$load" db --port "$port" --token "$token" --pg "$conninfo" \
         --clients "$clients" --businesses "$businesses" --rate "$rate" --seconds "$seconds" \
-        --rows-per-tx "$rows_per_tx" ${procs:+--procs "$procs"} --client-impl "$impl" \
-        --gateway-pid "$gw_pid" \
+        --rows-per-tx "$rows_per_tx" ${procs:+--procs "$procs"} --payload-bytes 100 \
+        --join-timeout 60 --progress off --gateway-pid "$gw_pid" \
         --pg-pid "$pm_pid" --json "$out/rate-$rate.json" --label "rate=$rate" \
         >"$out/rate-$rate.txt" 2>&1 || rc=$?
     cat "$out/rate-$rate.txt"
@@ -142,14 +141,17 @@ for r in rates:
     except (OSError, ValueError):
         print(f"| {r} | (no result) |||||||||")
         continue
-    lat = j["latency_us"]
-    print(f"| {r} | {j['writer']['achieved_rate']:.0f} | {j['deliveries_per_s']:.0f} "
-          f"| {lat['p50']/1000:.1f} | {lat['p99']/1000:.1f} | {lat['max']/1000:.1f} "
-          f"| {j['drops']} | {j['gateway_cpu_pct']:.0f} | {j['postgresql_cpu_pct']:.0f} "
-          f"| {'yes' if j['complete'] else 'no'} |")
+    res = j["results"]
+    lat = {k: (v if v is not None else float("nan")) for k, v in res["latency_ms"].items()}
+    num = lambda v: float("nan") if v is None else v
+    achieved = res["published"] / res["window_s"] if res["window_s"] else 0
+    print(f"| {r} | {achieved:.0f} | {num(res['deliveries_per_s']):.0f} "
+          f"| {lat['p50']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} "
+          f"| {res['drops']} | {num(res['gateway_cpu_pct']):.0f} "
+          f"| {num(res['postgresql_cpu_pct']):.0f} | {'yes' if res['complete'] else 'no'} |")
 EOF
 if [ "$smoke" = 1 ] && [ "$status" != 0 ]; then
-    echo "run-pg.sh: smoke run incomplete (tidings-pgbench exit $status); gateway log:" >&2
+    echo "run-pg.sh: smoke run incomplete (tidings-load exit $status); gateway log:" >&2
     cat "$tmp/gateway.log" >&2
 fi
 exit "$status"

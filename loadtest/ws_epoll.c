@@ -1,9 +1,11 @@
 /*
- * ws_epoll.c: the epoll transport of the subscriber processes (wsclient_int.h): plain
+ * ws_epoll.c: the transport of the subscriber and churn processes (wsclient_int.h): plain
  * non-blocking sockets, one epoll set, and just enough of RFC 6455 for a client.
  *
- * open(): socket, optional bind() to the source address (IP_BIND_ADDRESS_NO_PORT, so the
- * port is chosen at connect time), connect(); writable means connected, then the upgrade
+ * open(): socket, bind() to a source address 127.0.x.y when more than one is in use or the
+ * process has its own range (IP_BIND_ADDRESS_NO_PORT, so the port is chosen at connect time
+ * and the ephemeral range is per address), connect(); writable means connected, then the
+ * upgrade
  * request goes out. Input is read into one shared scratch buffer; bytes before the end of
  * the 101 response are the handshake, the rest are frames. Whole frames are handled in
  * place; a partial frame waits in c->in, a fragmented message in c->frag. Outbound frames
@@ -152,17 +154,38 @@ close_client(struct lt_proc *p, struct lt_client *c)
     lt__on_closed(p, c);
 }
 
+/* The server address (IPv4, or IPv6 when the host has a colon). Returns its length or 0. */
+static socklen_t
+server_addr(const struct lt_proc *p, struct sockaddr_storage *ss)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (strchr(p->o->host, ':')) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)p->o->port);
+        return inet_pton(AF_INET6, p->o->host, &s6->sin6_addr) == 1 ? sizeof(*s6) : 0;
+    }
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)p->o->port);
+    return inet_pton(AF_INET, p->o->host, &s4->sin_addr) == 1 ? sizeof(*s4) : 0;
+}
+
 static int
 start_connect(struct lt_proc *p, struct lt_client *c)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p->o->port) };
+    struct sockaddr_storage sa;
+    socklen_t salen = server_addr(p, &sa);
     struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN, .data.ptr = c };
     int one = 1;
 
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!salen)
+        return -1;
+    c->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return -1;
-    if (p->o->src_addrs > 1) {
+    if (sa.ss_family == AF_INET && (p->o->src_addrs > 1 || p->o->src_net)) {
         struct sockaddr_in src = { .sin_family = AF_INET };
 
         inet_pton(AF_INET, p->src[c->idx % p->o->src_addrs], &src.sin_addr);
@@ -170,9 +193,7 @@ start_connect(struct lt_proc *p, struct lt_client *c)
         if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)))
             return -1;
     }
-    if (inet_pton(AF_INET, p->o->host, &sa.sin_addr) != 1)
-        return -1;
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS)
+    if (connect(c->fd, (struct sockaddr *)&sa, salen) && errno != EINPROGRESS)
         return -1;
     return epoll_ctl(p->epfd, EPOLL_CTL_ADD, c->fd, &ev);
 }
@@ -208,7 +229,7 @@ on_connected(struct lt_proc *p, struct lt_client *c)
                   "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: "
                   "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   "Sec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n\r\n",
-                  p->path, p->o->host, p->o->port, p->o->host);
+                  lt__path(p, c), p->o->host, p->o->port, p->o->host);
     if (put(p, c, req.data, req.len))
         close_client(p, c);
     else
@@ -228,14 +249,15 @@ on_frame(struct lt_proc *p, struct lt_client *c, unsigned op, bool fin, const ch
             return -1;
         gw_buf_append(&c->frag, pl, n);
         if (fin) {
-            lt__on_message(p, c, c->frag.data, c->frag.len);
+            lt__on_message(p, c, c->frag.data, c->frag.len, c->frag_bin);
             gw_buf_release(&c->frag);
         }
         return 0;
     case 0x1: /* text */
     case 0x2: /* binary */
+        c->frag_bin = op == 0x2;
         if (fin) {
-            lt__on_message(p, c, pl, n);
+            lt__on_message(p, c, pl, n, op == 0x2);
         } else {
             gw_buf_reset(&c->frag);
             gw_buf_append(&c->frag, pl, n);
@@ -384,18 +406,22 @@ tp_init(struct lt_proc *p)
     return p->epfd < 0 ? GW_EIO : 0;
 }
 
+/* A clean close: the close frame 1000 (when established), then the socket. */
 static void
-tp_release(struct lt_proc *p)
+tp_close(struct lt_proc *p, struct lt_client *c)
 {
     static const unsigned char bye[2] = { 0x03, 0xe8 }; /* 1000, normal closure */
 
-    for (unsigned i = 0; p->c && i < p->o->count; i++) {
-        struct lt_client *c = &p->c[i];
+    if (c->fd >= 0 && c->upgraded)
+        send_frame(p, c, 0x8, bye, sizeof(bye));
+    close_client(p, c);
+}
 
-        if (c->fd >= 0 && c->upgraded)
-            send_frame(p, c, 0x8, bye, sizeof(bye));
-        close_client(p, c);
-    }
+static void
+tp_release(struct lt_proc *p)
+{
+    for (unsigned i = 0; p->c && i < p->o->count; i++)
+        tp_close(p, &p->c[i]);
     if (p->epfd >= 0)
         close(p->epfd);
     p->epfd = -1;
@@ -404,10 +430,10 @@ tp_release(struct lt_proc *p)
 }
 
 const struct lt_transport lt__tp_epoll = {
-    .name = "epoll",
     .init = tp_init,
     .release = tp_release,
     .open = tp_open,
+    .close = tp_close,
     .kick = tp_kick,
     .run_once = tp_run_once,
 };

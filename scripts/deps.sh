@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-dev libhiredis-dev
+pkgs=(build-essential cmake pkg-config libwebsockets-dev libev-dev libjansson-dev libssl-dev libhiredis-dev
       libpq-dev clang-format postgresql redis-server python3)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
