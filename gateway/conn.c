@@ -392,10 +392,8 @@ gw__conn_receive(struct conn *c, const void *in, size_t len)
     gw_buf_append(&c->rx, in, len);
     if (final) {
         handle_message(c, c->rx.data, c->rx.len, c->rx_binary);
-        if (c->rx.cap > 65536)
-            gw_buf_release(&c->rx);
-        else
-            gw_buf_reset(&c->rx);
+        /* Idle sockets must not keep a reassembly buffer (RSS per connection). */
+        gw_buf_release(&c->rx);
     }
     return 0;
 too_big:

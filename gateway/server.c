@@ -330,7 +330,7 @@ static const struct lws_protocols protocols_tpl[] = {
     { .name = "tidings",
       .callback = callback,
       .per_session_data_size = sizeof(struct pss),
-      .rx_buffer_size = 1024,
+      .rx_buffer_size = 64,
       .tx_packet_size = GW_COALESCE_MAX },
     { .name = "fdw", .callback = gw__loop_lws_callback },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
