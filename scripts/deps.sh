@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libev-dev libjansson-dev libssl-dev libhiredis-dev
-      libpq-dev clang-format postgresql redis-server python3)
+      libpq-dev clang-format postgresql redis-server python3 nginx-light libnginx-mod-nchan)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
@@ -19,7 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    # RUNLEVEL=1: the nginx package (a benchmark peer, loadtest/peers/) must not start a
+    # system nginx on port 80; the benchmarks start their own on free ports.
+    $SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # npm packages, exactly as pinned in package-lock.json.

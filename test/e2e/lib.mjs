@@ -26,6 +26,15 @@ export const ROOT = path.resolve(HERE, '..', '..');
 export const SECRET = 'e2e-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
 const gateways = []; // every gateway this process started
+
+// Every gateway a test file started is stopped when the file ends, also those a test did
+// not stop itself (cluster tests start several): no process outlives its test file.
+export function trackGateway(gw) {
+    gateways.push(gw);
+}
+after(async () => {
+    await Promise.all(gateways.filter((g) => !g.exited()).map((g) => g.stop()));
+});
 let openThings = []; // clients and sockets opened by the running test
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 
-import { ROOT, SECRET, closeAll, gatewayBin, httpRequest, onCleanup, sleep, startGateway, waitFor } from './lib.mjs';
+import { ROOT, SECRET, closeAll, gatewayBin, httpRequest, onCleanup, sleep, startGateway, trackGateway, waitFor } from './lib.mjs';
 
 export const PGTMP = path.join(ROOT, 'test', 'support', 'pgtmp.sh');
 
@@ -278,6 +278,7 @@ export async function startGatewayAt(port, opts = {}) {
             return exited;
         },
     };
+    trackGateway(gw);
     if (!opts.keep) onCleanup(() => gw.stop());
     const deadline = Date.now() + 10_000;
     for (;;) {
