@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +34,10 @@ on_accept(void *ud, int fd, unsigned events)
                        strerror(errno));
             return;
         }
+        /* lws sets TCP_NODELAY only on sockets its own listener accepts, not on adopted
+         * ones: without it Nagle holds a small frame behind an unacknowledged one until
+         * the peer's delayed ACK (up to 40 ms on Linux). */
+        (void)setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
         if (!lws_adopt_socket_vhost(gw->vh, c))
             close(c);
     }

@@ -91,13 +91,14 @@ due_own(const struct pub *p)
     return p->own_sent < p->own_total ? (double)p->own_sent / p->o->own_rate : INFINITY;
 }
 
-/* Picks the next message: its topic (-1 = shared) and seq. */
+/* Picks the next message of the shared topic (shared) or of the own topics: its topic
+ * (-1 = shared) and seq. */
 static uint64_t
-pick(struct pub *p, int *topic)
+pick(struct pub *p, bool shared, int *topic)
 {
     uint64_t seq;
 
-    if (due_shared(p) <= due_own(p)) {
+    if (shared) {
         *topic = -1;
         seq = ++p->shared_sent;
         p->batch_shared++;
@@ -139,16 +140,21 @@ build(struct pub *p)
     gw_buf_reset(&p->body);
     p->batch_shared = p->batch_own = 0;
     if (p->o->simple) {
-        seq = pick(p, &topic);
+        seq = pick(p, due_shared(p) <= due_own(p), &topic);
         put_body(p, seq);
         if (topic < 0)
             snprintf(p->path, sizeof(p->path), "/pub/bench");
         else
             snprintf(p->path, sizeof(p->path), "/pub/bench-%d", topic);
     } else {
+        /* One kind per request, so that a batch to the shared topic reaches every
+         * subscriber in one pass and its frames coalesce into one write per socket. */
+        bool shared = due_shared(p) <= due_own(p);
+
         gw_buf_append_str(&p->body, "{\"messages\":[");
-        for (unsigned i = 0; i < p->o->per_post && more(p); i++) {
-            seq = pick(p, &topic);
+        for (unsigned i = 0; i < p->o->per_post && isfinite(shared ? due_shared(p) : due_own(p));
+             i++) {
+            seq = pick(p, shared, &topic);
             gw_buf_append_str(&p->body, i ? ",{\"topic\":\"bench" : "{\"topic\":\"bench");
             if (topic >= 0)
                 gw_buf_printf(&p->body, "-%d", topic);

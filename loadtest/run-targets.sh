@@ -4,6 +4,8 @@
 #
 # The fan-out efficiency and peak targets run in compare.sh, side by side with the floor
 # and the peers. Targets here (names for --only):
+#   peak         5,000 subscribers of one topic, REST batches of 10 messages (so frames
+#                coalesce into one write per socket), rates 50..200 msg/s, one worker on cpu 0
 #   idle         100,000 sockets across 6 gateway workers on one port, held 20 s
 #   many-topics  50,000 sockets, each on the shared topic and its own (3 workers + Redis)
 #   churn        2,000 connects+joins+closes per second while 5,000 subscribers get 20 msg/s
@@ -20,7 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-build="$root/build" out="" only="idle,many-topics,churn,db" soak_s=3600
+build="$root/build" out="" only="peak,idle,many-topics,churn,db" soak_s=3600
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build=$2; shift 2 ;;
@@ -108,6 +110,14 @@ run_load() { # cpus name scenario args... (the result goes to $out/name.json)
     echo "(exit $rc)"
 }
 
+if want peak; then
+    start_gw 0 1
+    for r in 50 100 150 200; do
+        run_load 1 "peak-$r" fanout --clients 5000 --procs 2 --rate "$r" --per-post 10 \
+            --seconds 10 --payload-bytes 200 --drain 3
+    done
+    stop_all
+fi
 if want idle; then
     start_gw 0-1 6
     run_load 0-1 idle idle --clients 100000 --procs 6 --src-addrs 5 --seconds 20 \
