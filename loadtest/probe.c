@@ -95,30 +95,6 @@ mark_tree(const struct pinfo *v, size_t n, bool *in, const pid_t *pids, unsigned
     return roots;
 }
 
-int64_t
-lt_tree_cpu_ticks(const pid_t *pids, unsigned np)
-{
-    size_t n;
-    struct pinfo *v = scan_procs(&n);
-    bool *in = gw_xcalloc(n ? n : 1, sizeof(*in));
-    int64_t total = -1;
-
-    if (mark_tree(v, n, in, pids, np)) {
-        total = 0;
-        for (size_t i = 0; i < n; i++) {
-            bool root = false;
-
-            for (unsigned k = 0; k < np; k++)
-                root |= v[i].pid == pids[k];
-            if (in[i])
-                total += v[i].ticks + (root ? v[i].cticks : 0);
-        }
-    }
-    free(in);
-    free(v);
-    return total;
-}
-
 /* VmRSS of pid in KB, -1 when unreadable. */
 static int64_t
 rss_kb(pid_t pid)
@@ -139,8 +115,9 @@ rss_kb(pid_t pid)
     return kb;
 }
 
-int64_t
-lt_tree_rss_kb(const pid_t *pids, unsigned np)
+/* Sums value() over the processes of the trees rooted at pids; -1 when no root exists. */
+static int64_t
+tree_sum(const pid_t *pids, unsigned np, int64_t (*value)(const struct pinfo *p, bool root))
 {
     size_t n;
     struct pinfo *v = scan_procs(&n);
@@ -150,14 +127,45 @@ lt_tree_rss_kb(const pid_t *pids, unsigned np)
     if (mark_tree(v, n, in, pids, np)) {
         total = 0;
         for (size_t i = 0; i < n; i++) {
-            int64_t kb = in[i] ? rss_kb(v[i].pid) : -1;
+            bool root = false;
 
-            total += kb > 0 ? kb : 0;
+            for (unsigned k = 0; k < np; k++)
+                root |= v[i].pid == pids[k];
+            if (in[i])
+                total += value(&v[i], root);
         }
     }
     free(in);
     free(v);
     return total;
+}
+
+/* CPU ticks of one process, with its reaped children for a root. */
+static int64_t
+cpu_value(const struct pinfo *p, bool root)
+{
+    return p->ticks + (root ? p->cticks : 0);
+}
+
+int64_t
+lt_tree_cpu_ticks(const pid_t *pids, unsigned np)
+{
+    return tree_sum(pids, np, cpu_value);
+}
+
+static int64_t
+rss_value(const struct pinfo *p, bool root)
+{
+    int64_t kb = rss_kb(p->pid);
+
+    (void)root;
+    return kb > 0 ? kb : 0;
+}
+
+int64_t
+lt_tree_rss_kb(const pid_t *pids, unsigned np)
+{
+    return tree_sum(pids, np, rss_value);
 }
 
 unsigned
