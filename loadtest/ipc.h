@@ -49,6 +49,9 @@ struct lt_client_stats {
     uint64_t other_frames;   /* frames of any other kind */
     uint64_t hb_sent;        /* heartbeats sent */
     uint64_t hb_ok;          /* heartbeat replies with status ok */
+    uint64_t tracks_sent;    /* presence track pushes sent */
+    uint64_t tracks_ok;      /* presence track replies with status ok */
+    uint64_t presence_in;    /* presence_state and presence_diff frames received */
     uint64_t rx_bytes;       /* payload bytes of every frame received */
     uint64_t churn_cycles;   /* churn: connect + join + close cycles completed */
     uint64_t churn_failed;   /* churn: cycles that failed (connect, join, timeout, no slot) */
@@ -77,6 +80,9 @@ struct lt_client_stats {
     X(other_frames)               \
     X(hb_sent)                    \
     X(hb_ok)                      \
+    X(tracks_sent)                \
+    X(tracks_ok)                  \
+    X(presence_in)                \
     X(rx_bytes)                   \
     X(churn_cycles)               \
     X(churn_failed)

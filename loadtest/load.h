@@ -61,6 +61,8 @@ struct lt_opts {
     double churn_rate;               /* churn cycles per second */
     unsigned payload_bytes;          /* message size, approximately */
     unsigned per_post;               /* tidings: messages per REST POST */
+    unsigned private_ch;             /* tidings: 1 = join with config.private (RLS topic) */
+    unsigned presence;               /* tidings: 1 = own-topic channels track presence */
     unsigned publishers;             /* publisher processes */
     double heartbeat_s;              /* client heartbeat interval, seconds */
     unsigned join_timeout_s;         /* time allowed for every socket to join */

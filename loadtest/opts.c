@@ -53,6 +53,10 @@ static const struct opt opts[] = {
       "churn/soak: connect+join+close cycles per second (100)" },
     { "payload-bytes", K_INT, F(payload_bytes), 0, 60000, NULL, "message size, approx (200)" },
     { "per-post", K_INT, F(per_post), 1, 100, NULL, "tidings: messages per REST POST (1)" },
+    { "private", K_INT, F(private_ch), 0, 1, NULL,
+      "tidings: 1 = join private channels (the server's rules must allow them) (0)" },
+    { "presence", K_INT, F(presence), 0, 1, NULL,
+      "tidings, many-topics/soak: 1 = each own-topic channel tracks its presence (0)" },
     { "publishers", K_INT, F(publishers), 1, LT_MAX_PUBS, NULL,
       "publisher connections, one process each (1)" },
     { "heartbeat-s", K_NUM, F(heartbeat_s), 0.1, 3600, NULL, "heartbeat interval (25)" },
@@ -325,6 +329,11 @@ check_text(const struct lt_opts *o)
         return "--table must be 1-48 characters of [a-z0-9_]";
     if (lt_has_publisher(o) && o->rate <= 0 && (!lt_has_own_topic(o) || o->own_rate <= 0))
         return "nothing to publish: raise --rate (or --own-rate)";
+    if ((o->private_ch || o->presence) && o->target != LT_TARGET_TIDINGS)
+        return "--private and --presence need --target tidings";
+    if (o->presence && !lt_has_own_topic(o))
+        return "--presence needs own topics (many-topics or soak): every subscriber of the "
+               "shared topic would get every other's presence";
     if (o->scenario == LT_SC_DB && o->rate <= 0)
         return "db needs --rate > 0";
     if (o->publishers > 1 && o->publishers > o->clients && lt_has_own_topic(o))

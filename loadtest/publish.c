@@ -158,7 +158,8 @@ build(struct pub *p)
             gw_buf_append_str(&p->body, i ? ",{\"topic\":\"bench" : "{\"topic\":\"bench");
             if (topic >= 0)
                 gw_buf_printf(&p->body, "-%d", topic);
-            gw_buf_append_str(&p->body, "\",\"event\":\"e\",\"payload\":");
+            gw_buf_append_str(&p->body, p->o->private_ch ? "\",\"private\":true" : "\"");
+            gw_buf_append_str(&p->body, ",\"event\":\"e\",\"payload\":");
             put_body(p, seq);
             gw_buf_append_str(&p->body, "}");
         }

@@ -30,6 +30,7 @@ struct lt_pub_opts {
     int port;               /* server port */
     const char *token;      /* apikey header (tidings) */
     bool simple;            /* simple target */
+    bool private_ch;        /* tidings: the messages go to private channels */
     unsigned index;         /* k: this publisher, 0 .. publishers-1 */
     unsigned publishers;    /* P */
     double rate;            /* this publisher's messages/s to the shared topic */

@@ -62,7 +62,8 @@ token=$("$tidings" token --jwt_secret "$secret" --role admin --ttl 3600)
 "$tidings" --port "$port" --jwt_secret "$secret" --workers 1 --max_connections_per_ip 0 \
     --max_joins_per_second 100000 --max_events_per_second 1000000 \
     --cluster_messages_per_second 0 --cluster_joins_per_second 0 \
-    --cluster_connections_per_second 0 --log_level warn >"$tmp/gateway.log" 2>&1 &
+    --cluster_connections_per_second 0 --rule 'allow private all bench* role=admin' \
+    --log_level warn >"$tmp/gateway.log" 2>&1 &
 gw_pid=$!
 up=0
 for _ in $(seq 1 100); do
@@ -115,6 +116,12 @@ else
     need(r.churn_cycles === null, "no churn");
 if (sc === "soak")
     need(isNum(r.rss_slope_kb_per_min), "rss slope");
+if (sc === "many-topics") { // private channels with presence on the own topics
+    const c = r.subscriber_counters;
+    need(j.params.private === 1 && j.params.presence === 1, "private + presence params");
+    need(c.tracks_sent === r.sockets && c.tracks_ok === r.sockets, "every own channel tracked");
+    need(c.presence_in >= 2 * r.sockets, "presence_state and diff received");
+}
 if (fail.length) {
     console.error(`smoke ${sc}: failed checks: ${fail.join(", ")}`);
     console.error(JSON.stringify(r, null, 1));
@@ -152,7 +159,8 @@ plot() {
 case "$scenario" in
 idle | all) run idle --clients 200 --seconds 2.5 --heartbeat-s 1 ;;&
 fanout | all) run fanout --clients 200 --seconds 3 --rate 20 && plot ;;&
-many-topics | all) run many-topics --clients 100 --seconds 3 --rate 10 --own-rate 100 ;;&
+many-topics | all) run many-topics --clients 100 --seconds 3 --rate 10 --own-rate 100 \
+    --private 1 --presence 1 ;;&
 churn | all) run churn --clients 100 --seconds 3 --rate 10 --churn-rate 50 ;;&
 soak | all)
     run soak --clients 100 --seconds 4 --rate 10 --own-rate 100 --churn-rate 20 \

@@ -42,7 +42,8 @@
 static int
 join_frame(struct lt_proc *p, struct lt_client *c, struct lt_chan *ch, char *f, size_t cap)
 {
-    char topic[48];
+    char topic[48], presence[64], pg[160] = "";
+    bool track = p->o->presence && ch->topic >= 0;
 
     c->ref++;
     ch->join_ref = c->ref;
@@ -52,22 +53,34 @@ join_frame(struct lt_proc *p, struct lt_client *c, struct lt_chan *ch, char *f, 
         snprintf(topic, sizeof(topic), "%s", SHARED_TOPIC);
     else
         snprintf(topic, sizeof(topic), OWN_PREFIX "%d", ch->topic);
-    if (p->o->kind != LT_SUB_PG || p->o->churn)
-        return snprintf(f, cap,
-                        "[\"%u\",\"%u\",\"%s\",\"phx_join\",{\"config\":{"
-                        "\"broadcast\":{\"ack\":false,\"self\":false},"
-                        "\"presence\":{\"key\":\"\",\"enabled\":false},"
-                        "\"postgres_changes\":[],\"private\":false},\"access_token\":\"%s\"}]",
-                        ch->join_ref, ch->join_ref, topic, p->o->token);
+    if (track)
+        snprintf(presence, sizeof(presence), "{\"key\":\"u%u\",\"enabled\":true}", c->client);
+    else
+        snprintf(presence, sizeof(presence), "{\"key\":\"\",\"enabled\":false}");
+    if (p->o->kind == LT_SUB_PG && !p->o->churn)
+        snprintf(pg, sizeof(pg),
+                 "{\"event\":\"INSERT\",\"schema\":\"public\",\"table\":\"%s\","
+                 "\"filter\":\"business_id=eq.%u\"}",
+                 p->o->table, c->client % p->o->businesses);
     return snprintf(f, cap,
                     "[\"%u\",\"%u\",\"%s\",\"phx_join\",{\"config\":{"
-                    "\"broadcast\":{\"ack\":false,\"self\":false},"
-                    "\"presence\":{\"key\":\"\",\"enabled\":false},"
-                    "\"postgres_changes\":[{\"event\":\"INSERT\",\"schema\":\"public\","
-                    "\"table\":\"%s\",\"filter\":\"business_id=eq.%u\"}],"
-                    "\"private\":false},\"access_token\":\"%s\"}]",
-                    ch->join_ref, ch->join_ref, topic, p->o->table, c->client % p->o->businesses,
-                    p->o->token);
+                    "\"broadcast\":{\"ack\":false,\"self\":false},\"presence\":%s,"
+                    "\"postgres_changes\":[%s],\"private\":%s},\"access_token\":\"%s\"}]",
+                    ch->join_ref, ch->join_ref, topic, presence, pg,
+                    p->o->private_ch ? "true" : "false", p->o->token);
+}
+
+/* The presence track push of a joined own-topic channel. */
+static int
+track_frame(struct lt_proc *p, struct lt_client *c, struct lt_chan *ch, char *f, size_t cap)
+{
+    c->ref++;
+    ch->track_ref = c->ref;
+    p->st.tracks_sent++;
+    return snprintf(f, cap,
+                    "[\"%u\",\"%u\",\"" OWN_PREFIX "%d\",\"presence\",{\"type\":\"presence\","
+                    "\"event\":\"track\",\"payload\":{\"client\":%u,\"online_at\":%lld}}]",
+                    ch->join_ref, c->ref, ch->topic, c->client, (long long)(lt_wall_us() / 1000));
 }
 
 int
@@ -79,6 +92,9 @@ lt__next_frame(struct lt_proc *p, struct lt_client *c, char *buf, size_t cap)
         if (c->ch[i].want_join) {
             c->ch[i].want_join = false;
             n = join_frame(p, c, &c->ch[i], buf, cap);
+        } else if (c->ch[i].want_track && c->ch[i].joined) {
+            c->ch[i].want_track = false;
+            n = track_frame(p, c, &c->ch[i], buf, cap);
         }
     if (!n && c->want_hb) {
         c->want_hb = false;
@@ -264,6 +280,11 @@ on_reply(struct lt_proc *p, struct lt_client *c, const char *ref, json_t *payloa
     struct lt_chan *ch = chan_by_ref(c, ref);
 
     if (!ch) {
+        for (unsigned i = 0; ref && i < c->n_ch; i++)
+            if (c->ch[i].track_ref && (unsigned)strtoul(ref, NULL, 10) == c->ch[i].track_ref) {
+                p->st.tracks_ok += ok;
+                return;
+            }
         p->st.hb_ok += ok;
         return;
     }
@@ -271,6 +292,10 @@ on_reply(struct lt_proc *p, struct lt_client *c, const char *ref, json_t *payloa
         ch->joined = true;
         p->st.joins_ok++;
         lt_hist_record(p->join, lt_mono_us() - ch->join_us);
+        if (p->o->presence && ch->topic >= 0 && !p->o->churn) {
+            ch->want_track = true;
+            p->tp->kick(p, c);
+        }
         if (p->o->churn)
             churn_done(p, c, true);
     } else if (!ok) {
@@ -322,6 +347,8 @@ on_control(struct lt_proc *p, struct lt_client *c, const char *f, size_t len)
         on_reply(p, c, ref, payload);
     else if (strcmp(ev, "system") == 0)
         on_system(p, c, json_string_value(json_array_get(a, 0)), payload);
+    else if (strcmp(ev, "presence_state") == 0 || strcmp(ev, "presence_diff") == 0)
+        p->st.presence_in++;
     else if ((strcmp(ev, "phx_close") == 0 || strcmp(ev, "phx_error") == 0) &&
              chan_by_ref(c, json_string_value(json_array_get(a, 0))))
         p->st.chan_closed++;

@@ -43,6 +43,8 @@ struct lt_clients_opts {
     bool simple;             /* simple target: GET /sub/<topic>, no join, no heartbeat */
     enum lt_sub_kind kind;   /* what each socket subscribes to */
     bool churn;              /* churn process instead of subscribers */
+    bool private_ch;         /* join with config.private true */
+    bool presence;           /* own-topic channels enable presence and track once joined */
     double churn_rate;       /* churn: cycles per second */
     unsigned first;          /* global index of this process's first socket */
     unsigned count;          /* sockets (churn: slots) of this process */

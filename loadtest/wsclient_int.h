@@ -28,15 +28,17 @@ enum lt_cstate {
 
 /* One channel (topic) of a socket. */
 struct lt_chan {
-    int topic;         /* -1 = the shared topic bench, else the own topic bench-<topic> */
-    unsigned join_ref; /* ref of the current join, 0 = none */
-    bool want_join;    /* a phx_join is waiting to be sent */
-    bool joined;       /* the current join was answered ok */
-    bool subscribed;   /* PG: "Subscribed to PostgreSQL" seen (counted once) */
-    int64_t join_us;   /* monotonic time the join was sent */
-    int64_t retry_us;  /* monotonic time of a pending rejoin, 0 = none */
-    unsigned rejoins;  /* rejoins after join or system errors */
-    uint64_t *last;    /* last seq seen per publisher (shared: P entries, own: 1) */
+    int topic;          /* -1 = the shared topic bench, else the own topic bench-<topic> */
+    unsigned join_ref;  /* ref of the current join, 0 = none */
+    bool want_join;     /* a phx_join is waiting to be sent */
+    bool joined;        /* the current join was answered ok */
+    bool want_track;    /* a presence track is waiting to be sent */
+    unsigned track_ref; /* ref of the last track push, 0 = none */
+    bool subscribed;    /* PG: "Subscribed to PostgreSQL" seen (counted once) */
+    int64_t join_us;    /* monotonic time the join was sent */
+    int64_t retry_us;   /* monotonic time of a pending rejoin, 0 = none */
+    unsigned rejoins;   /* rejoins after join or system errors */
+    uint64_t *last;     /* last seq seen per publisher (shared: P entries, own: 1) */
 };
 
 struct lt_client {

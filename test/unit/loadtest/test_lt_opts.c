@@ -81,6 +81,21 @@ test_rejects(void)
     ASSERT_INT_EQ(parse(&o, &err, ARGS("db", "--port", "1", "--token", "t")), GW_EINVAL); /* --pg */
     ASSERT_INT_EQ(parse(&o, &err, ARGS("fanout", "--port", "1", "--token", "t", "--rate", "0")),
                   GW_EINVAL); /* nothing to publish */
+    /* presence needs own topics; private and presence need the tidings protocol */
+    ASSERT_INT_EQ(parse(&o, &err, ARGS("fanout", "--port", "1", "--token", "t", "--presence", "1")),
+                  GW_EINVAL);
+    ASSERT_TRUE(err.data && strstr(err.data, "--presence needs own topics") != NULL);
+    ASSERT_INT_EQ(
+        parse(&o, &err, ARGS("fanout", "--port", "1", "--target", "simple", "--private", "1")),
+        GW_EINVAL);
+    ASSERT_INT_EQ(parse(&o, &err, ARGS("fanout", "--port", "1", "--token", "t", "--private", "2")),
+                  GW_EINVAL);
+    ASSERT_INT_EQ(
+        parse(&o, &err,
+              ARGS("soak", "--port", "1", "--token", "t", "--presence", "1", "--private", "1")),
+        0);
+    ASSERT_UINT_EQ(o.presence, 1);
+    ASSERT_UINT_EQ(o.private_ch, 1);
     gw_buf_release(&err);
 }
 
