@@ -28,12 +28,13 @@ export const SECRET = 'e2e-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const gateways = []; // every gateway this process started
 
 // Every gateway a test file started is stopped when the file ends, also those a test did
-// not stop itself (cluster tests start several): no process outlives its test file.
+// not stop itself (cluster tests start several): no process outlives its test file. This
+// runs at process exit, after every test hook, so useGateway() still checks its own stop.
 export function trackGateway(gw) {
     gateways.push(gw);
 }
-after(async () => {
-    await Promise.all(gateways.filter((g) => !g.exited()).map((g) => g.stop()));
+process.on('exit', () => {
+    for (const g of gateways) if (!g.exited() && g.proc) g.proc.kill('SIGTERM');
 });
 let openThings = []; // clients and sockets opened by the running test
 

@@ -4,6 +4,7 @@
  * process and source-address counts, and the params object of the JSON result.
  */
 #include <jansson.h>
+#include <string.h>
 
 #include "harness.h"
 #include "loadtest/load.h"
