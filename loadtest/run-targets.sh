@@ -12,6 +12,9 @@
 #   db           postgres_changes at 10,000 rows/s, 1,000 filtered subscribers (run-pg.sh)
 #   soak         20,000 sockets (2 workers + Redis), fan-out + own topics + churn, --soak-s
 #                seconds (default 3600), RSS sampled every second
+# Each run first measures the write floor on the same machine (tidings-floor: 5,000 loopback
+# sockets, one 204-byte frame per write at 20 msg/s, and 10 frames per write at 100 msg/s,
+# writer on cpu 0), and ends with one summary table of every result next to the floor.
 # Every run is bounded (tidings-load stops by itself and is wrapped in `timeout`); every
 # process started here is stopped by pid (trap), the temp dir removed (results stay in
 # --out). Talks only to 127.0.0.1.
@@ -32,8 +35,8 @@ while [ $# -gt 0 ]; do
     *) echo "run-targets.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-tidings=$build/gateway/tidings load=$build/tidings-load
-for b in "$tidings" "$load"; do
+tidings=$build/gateway/tidings load=$build/tidings-load floor=$build/loadtest/tidings-floor
+for b in "$tidings" "$load" "$floor"; do
     [ -x "$b" ] || { echo "run-targets.sh: $b is missing (build the tree first)" >&2; exit 2; }
 done
 tmp=$(mktemp -d /tmp/tidings-targets.XXXXXX)
@@ -110,6 +113,13 @@ run_load() { # cpus name scenario args... (the result goes to $out/name.json)
     echo "(exit $rc)"
 }
 
+echo "## floor: tidings-floor, 5000 sockets (writer cpu 0)"
+taskset -c 0 "$floor" --sockets 5000 --rate 20 --seconds 10 --json "$out/floor-k1.json" \
+    >"$out/floor-k1.txt" 2>&1 || echo "run-targets.sh: tidings-floor (K=1) failed" >&2
+taskset -c 0 "$floor" --sockets 5000 --rate 100 --coalesce 10 --seconds 10 \
+    --json "$out/floor-k10.json" >"$out/floor-k10.txt" 2>&1 ||
+    echo "run-targets.sh: tidings-floor (K=10) failed" >&2
+
 if want peak; then
     start_gw 0 1
     for r in 50 100 150 200; do
@@ -149,4 +159,36 @@ if want soak; then
         --drain 5 --progress off
     stop_all
 fi
+# One table: every result of this run next to the floor measured at its start.
+python3 - "$out" <<'PY'
+import glob, json, os, sys
+out = sys.argv[1]
+def load(p):
+    try:
+        return json.load(open(p))
+    except (OSError, ValueError):
+        return None
+print("\n| run | floor µs/write | floor µs/frame |")
+print("|---|---:|---:|")
+for k in ("k1", "k10"):
+    f = load(os.path.join(out, f"floor-{k}.json"))
+    if f:
+        print(f"| floor {k.upper()} ({f['sockets']} sockets, {f['frames_per_s']:.0f} frames/s) "
+              f"| {f['writer_us_per_write']:.2f} | {f['writer_us_per_frame']:.2f} |")
+print("\n| run | sockets | deliveries/s | p50 ms | p99 ms | drops | dup | gaps | gateway CPU % "
+      "| µs/delivery | RSS B/conn | churn ok/failed | complete |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+fmt = lambda v, d=1: "-" if v is None else (f"{v:,.{d}f}" if isinstance(v, float) else f"{v:,}")
+for p in sorted(glob.glob(os.path.join(out, "*.json"))):
+    j = load(p)
+    if not j or j.get("tool") != "tidings-load":
+        continue
+    r = j["results"]
+    churn = "-" if r["churn_cycles"] is None else f"{r['churn_cycles']}/{r['churn_failed']}"
+    print(f"| {os.path.basename(p)[:-5]} | {r['sockets']:,} | {fmt(r['deliveries_per_s'], 0)} "
+          f"| {fmt(r['latency_ms']['p50'])} | {fmt(r['latency_ms']['p99'])} | {r['drops']} "
+          f"| {r['duplicates']} | {r['gaps']} | {fmt(r['gateway_cpu_pct'], 0)} "
+          f"| {fmt(r['gateway_us_per_delivery'], 2)} | {fmt(r['rss_bytes_per_conn'], 0)} "
+          f"| {churn} | {'yes' if r['complete'] else 'no'} |")
+PY
 echo "results in $out"
