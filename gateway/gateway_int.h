@@ -41,6 +41,7 @@ struct conn;
 #define GW_FRAME_HEADROOM 16
 /* Upper bound of one coalesced write. */
 #define GW_COALESCE_MAX 65536
+#define GW_FLUSH_SLICE  256 /* sockets flushed between two non-blocking loop passes */
 
 /* Histogram of broadcast fan-out latency (seconds). */
 #define GW_HIST_BUCKETS 12
@@ -94,6 +95,7 @@ struct gw {
     unsigned char *coalesce;          /* scratch buffer of GW_COALESCE_MAX bytes */
     struct conn **dirty;              /* connections queued to since the last flush */
     uint32_t n_dirty, cap_dirty;      /* dirty slots used (NULL = freed) / allocated */
+    bool flushing;                    /* gw__conn_flush is running */
     struct gw_buf scratch;            /* reusable encode buffer */
     lws_sorted_usec_list_t sweep;     /* periodic idle / expiry sweep */
     struct ev_loop *ev;               /* libev loop (event_loop epoll) or NULL (poll) */
@@ -216,6 +218,9 @@ int gw__conn_writeable(struct conn *c);
 /* Writes the queues of every connection queued to during this loop pass straight to its
  * socket (one coalesced send each); what the kernel does not take goes to lws. */
 void gw__conn_flush(struct gw *gw);
+/* server.c: one non-blocking loop pass from inside a flush (epoll loop only; no-op with
+ * poll, whose lws_service is not re-entrant). */
+void gw__poll_nowait(struct gw *gw);
 int gw__conn_receive(struct conn *c, const void *in, size_t len);
 /* Schedules a frame to be sent after delay_ms (0: now); may close afterwards. */
 void gw__conn_send_later(struct conn *c, struct fanout_frame *f, uint32_t delay_ms,

@@ -508,12 +508,21 @@ between_passes(struct gw *gw)
     return gw->stopping && (gw->m.connections == 0 || gw_now_ms() >= gw->drain_deadline_ms);
 }
 
+void
+gw__poll_nowait(struct gw *gw)
+{
+    if (gw->ev)
+        ev_run(gw->ev, EVRUN_NOWAIT);
+}
+
 static void
 on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct gw *gw = w->data;
 
     (void)revents;
+    if (gw->flushing)
+        return; /* the nested pass of gw__poll_nowait: the outer flush goes on */
     if (between_passes(gw))
         ev_break(loop, EVBREAK_ALL);
     else if (gw->stopping && !ev_is_active(gw->ev_drain))
