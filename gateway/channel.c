@@ -22,6 +22,22 @@
 #define TOPIC_PREFIX_LEN 9
 #define FO_KEY_MAX       (4 + 256)
 
+/* The channel's presence key: the client's, or one generated on first use (most channels
+ * never track, and an idle socket should not carry a key it does not use). */
+static const char *
+chan_presence_key(struct channel *ch)
+{
+    struct gw *gw = ch->conn->gw;
+    char buf[40];
+
+    if (!ch->presence_key) {
+        gw->ref_seq++;
+        snprintf(buf, sizeof buf, "%016" PRIx64 "-%08" PRIx64, gw->ref_salt, gw->ref_seq);
+        ch->presence_key = gw_xstrdup(buf);
+    }
+    return ch->presence_key;
+}
+
 static const struct codec_str null_str = { NULL, 0 };
 
 static struct codec_str
@@ -229,7 +245,7 @@ publish_diff(struct channel *ch, const char *join_ref, const char *meta,
     gw_buf_init(&p);
     gw_buf_append_str(&p, "{\"joins\":{");
     if (join_ref) {
-        gw_buf_append_json_str(&p, ch->presence_key, strlen(ch->presence_key));
+        gw_buf_append_json_str(&p, chan_presence_key(ch), strlen(chan_presence_key(ch)));
         gw_buf_append_str(&p, ":{\"metas\":[");
         append_meta(&p, join_ref, strlen(join_ref), old ? old->ref : NULL, meta, strlen(meta));
         gw_buf_append_str(&p, "]}");
@@ -287,8 +303,7 @@ chan_remove(struct channel *ch)
     }
     gw->m.channels--;
     auth_identity_unref(ch->id);
-    free(ch->topic);
-    free(ch->join_ref);
+    free(ch->topic); /* join_ref lives in the same allocation */
     free(ch->presence_key);
     free(ch->track_meta);
     free(ch);
@@ -546,17 +561,15 @@ join_response(json_t *pg, size_t *n_bindings)
     return text;
 }
 
+/* The presence key the client gave, or NULL: chan_presence_key() makes one when needed. */
 static char *
-presence_key_new(struct gw *gw, json_t *presence)
+presence_key_new(json_t *presence)
 {
     json_t *k = json_object_get(presence, "key");
-    char buf[40];
 
     if (json_is_string(k) && json_string_length(k) > 0)
         return gw_xstrdup(json_string_value(k));
-    gw->ref_seq++;
-    snprintf(buf, sizeof buf, "%016" PRIx64 "-%08" PRIx64, gw->ref_salt, gw->ref_seq);
-    return gw_xstrdup(buf);
+    return NULL;
 }
 
 static struct channel *
@@ -564,14 +577,20 @@ chan_new(struct conn *c, struct codec_msg *m, const struct join_req *r, struct a
          uint64_t token_hash, unsigned perms)
 {
     struct channel *ch = gw_xcalloc(1, sizeof(*ch));
+    const char *jr = m->join_ref.p ? m->join_ref.p : (m->ref.p ? m->ref.p : "");
+    size_t jr_len = m->join_ref.p ? m->join_ref.n : (m->ref.p ? m->ref.n : 0);
 
     ch->conn = c;
-    ch->topic = gw_xstrndup(m->topic.p, m->topic.n);
+    /* One allocation holds the topic and the join ref (memory per idle socket). */
+    ch->topic = gw_xmalloc(m->topic.n + 1 + jr_len + 1);
+    memcpy(ch->topic, m->topic.p, m->topic.n);
+    ch->topic[m->topic.n] = '\0';
+    ch->join_ref = ch->topic + m->topic.n + 1;
+    memcpy(ch->join_ref, jr, jr_len);
+    ch->join_ref[jr_len] = '\0';
     ch->topic_len = m->topic.n;
     ch->sub = ch->topic + TOPIC_PREFIX_LEN;
     ch->sub_len = m->topic.n - TOPIC_PREFIX_LEN;
-    ch->join_ref = m->join_ref.p ? gw_xstrndup(m->join_ref.p, m->join_ref.n)
-                                 : gw_xstrndup(m->ref.p ? m->ref.p : "", m->ref.n);
     ch->id = id;
     ch->token_hash = token_hash;
     ch->perms = perms;
@@ -579,10 +598,15 @@ chan_new(struct conn *c, struct codec_msg *m, const struct join_req *r, struct a
     ch->self = json_flag(r->broadcast, "self");
     ch->ack = json_flag(r->broadcast, "ack");
     ch->presence = json_flag(r->presence, "enabled");
-    ch->presence_key = presence_key_new(c->gw, r->presence);
-    if (c->n_chans == c->cap_chans) {
-        c->cap_chans = c->cap_chans ? c->cap_chans * 2 : 4;
-        c->chans = gw_xrealloc(c->chans, c->cap_chans * sizeof(*c->chans));
+    ch->presence_key = presence_key_new(r->presence);
+    if (c->n_chans == c->cap_chans) { /* the first channel lives in c->chan_inline */
+        struct channel **a = gw_xmalloc(c->cap_chans * 2 * sizeof(*a));
+
+        memcpy(a, c->chans, c->n_chans * sizeof(*a));
+        if (c->chans != &c->chan_inline)
+            free(c->chans);
+        c->chans = a;
+        c->cap_chans *= 2;
     }
     c->chans[c->n_chans++] = ch;
     c->gw->m.channels++;
@@ -814,7 +838,7 @@ presence_track(struct channel *ch, struct codec_msg *m, json_t *payload)
     gw->ref_seq++;
     snprintf(ref, sizeof ref, "F%" PRIx64, (gw->ref_salt << 20) ^ gw->ref_seq);
     p = (struct fanout_presence){
-        ch->presence_key, strlen(ch->presence_key), ref, strlen(ref), meta, strlen(meta)
+        chan_presence_key(ch), strlen(chan_presence_key(ch)), ref, strlen(ref), meta, strlen(meta)
     };
     if (!ch->presence) {
         ch->presence = true;

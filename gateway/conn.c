@@ -70,9 +70,9 @@ gw__conn_new(struct gw *gw, struct lws *wsi, enum codec_vsn vsn, struct auth_ide
     c->vsn = vsn;
     c->id = id;
     c->last_rx_ms = gw_now_ms();
-    gw_buf_init(&c->rx);
     snprintf(c->ip, sizeof(c->ip), "%s", ip);
-    c->fd = lws_get_socket_fd(wsi);
+    c->chans = &c->chan_inline;
+    c->cap_chans = 1;
     c->next = gw->conns;
     if (gw->conns)
         gw->conns->prev = c;
@@ -80,6 +80,17 @@ gw__conn_new(struct gw *gw, struct lws *wsi, enum codec_vsn vsn, struct auth_ide
     gw->m.connections++;
     gw->m.connections_total++;
     return c;
+}
+
+/* Frees the reassembly buffer: idle sockets keep none (RSS per connection). */
+static void
+rx_drop(struct conn *c)
+{
+    if (c->rx) {
+        gw_buf_release(c->rx);
+        free(c->rx);
+        c->rx = NULL;
+    }
 }
 
 static void
@@ -120,8 +131,9 @@ gw__conn_free(struct conn *c)
     delayed_cancel_all(c);
     queue_clear(c);
     free(c->q);
-    free(c->chans);
-    gw_buf_release(&c->rx);
+    if (c->chans != &c->chan_inline)
+        free(c->chans);
+    rx_drop(c);
     auth_identity_unref(c->id);
     if (c->prev)
         c->prev->next = c->next;
@@ -304,7 +316,7 @@ flush_one(struct conn *c, unsigned char *buf)
     }
     off = coalesce(c, buf);
     do
-        n = send(c->fd, buf, off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = send(lws_get_socket_fd(c->wsi), buf, off, MSG_NOSIGNAL | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         /* The peer is gone: lws sees the error on its next poll() and closes. */
@@ -388,7 +400,7 @@ gw__conn_receive(struct conn *c, const void *in, size_t len)
     if (c->closing)
         return 0;
     if (first) {
-        gw_buf_reset(&c->rx);
+        rx_drop(c);
         c->rx_binary = lws_frame_is_binary(c->wsi);
         c->rx_overflow = false;
     }
@@ -398,19 +410,22 @@ gw__conn_receive(struct conn *c, const void *in, size_t len)
         handle_message(c, in, len, c->rx_binary);
         return 0;
     }
-    if (c->rx.len + len > limit)
+    if (!c->rx) {
+        c->rx = gw_xmalloc(sizeof(*c->rx));
+        gw_buf_init(c->rx);
+    }
+    if (c->rx->len + len > limit)
         goto too_big;
-    gw_buf_append(&c->rx, in, len);
+    gw_buf_append(c->rx, in, len);
     if (final) {
-        handle_message(c, c->rx.data, c->rx.len, c->rx_binary);
-        /* Idle sockets must not keep a reassembly buffer (RSS per connection). */
-        gw_buf_release(&c->rx);
+        handle_message(c, c->rx->data, c->rx->len, c->rx_binary);
+        rx_drop(c);
     }
     return 0;
 too_big:
     c->gw->m.protocol_errors_total++;
     gw_log(GW_LOG_INFO, "frame_too_big", "ip=%s limit=%zu", c->ip, limit);
-    gw_buf_release(&c->rx);
+    rx_drop(c);
     gw__conn_close(c, GW_CLOSE_TOO_BIG, "message too big", true);
     return 0;
 }

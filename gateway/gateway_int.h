@@ -122,7 +122,8 @@ struct conn {
     struct lws *wsi;               /* the lws connection */
     enum codec_vsn vsn;            /* protocol version of the socket */
     struct auth_identity *id;      /* identity of the apikey */
-    struct channel **chans;        /* joined channels (owned) */
+    struct channel **chans;        /* joined channels (owned): &chan_inline or an array */
+    struct channel *chan_inline;   /* storage of chans while the socket has one channel */
     uint32_t n_chans;              /* channels used */
     uint32_t cap_chans;            /* channels allocated */
     struct fanout_frame **q;       /* out-queue ring (owned references) */
@@ -130,10 +131,12 @@ struct conn {
     uint32_t q_len;                /* frames queued */
     uint32_t q_cap;                /* ring capacity (power of two) */
     size_t q_bytes;                /* bytes queued */
-    struct gw_buf rx;              /* reassembly of fragmented inbound messages */
+    struct gw_buf *rx;             /* reassembly of a fragmented inbound message, or NULL */
     bool rx_binary;                /* the message being reassembled is binary */
     bool rx_overflow;              /* the current message exceeded max_frame_bytes */
     bool closing;                  /* close requested; no more frames accepted */
+    bool dirty;                    /* in gw->dirty: frames to flush after this loop pass */
+    bool wait_writable;            /* WRITEABLE requested: the queue drains there */
     uint16_t close_code;           /* code for the close frame */
     const char *close_reason;      /* static reason text */
     struct gw_bucket join_bucket;  /* joins per second */
@@ -143,19 +146,16 @@ struct conn {
     struct delayed *delayed;       /* pending delayed replies */
     char ip[48];                   /* peer address */
     struct conn *prev, *next;      /* gw->conns list */
-    int fd;                        /* the socket, for direct writes */
     uint32_t dirty_idx;            /* slot in gw->dirty while dirty */
-    bool dirty;                    /* in gw->dirty: frames to flush after this loop pass */
-    bool wait_writable;            /* WRITEABLE requested: the queue drains there */
 };
 
 struct channel {
     struct conn *conn;               /* owner */
-    char *topic;                     /* wire topic, "realtime:<sub>" (owned) */
+    char *topic;                     /* wire topic, "realtime:<sub>" (owned; join_ref follows) */
     size_t topic_len;                /* bytes */
     const char *sub;                 /* subtopic: points into topic */
     size_t sub_len;                  /* bytes */
-    char *join_ref;                  /* the join's ref (owned) */
+    char *join_ref;                  /* the join's ref (in the topic's allocation) */
     struct auth_identity *id;        /* identity used for this channel */
     uint64_t token_hash;             /* hash of the access token in use, 0 = apikey */
     unsigned perms;                  /* AUTH_* bits allowed on this topic */
@@ -164,6 +164,7 @@ struct channel {
     bool ack;                        /* config.broadcast.ack */
     bool presence;                   /* presence enabled (join or track) */
     bool tracked;                    /* has a presence entry */
+    bool replaying;                  /* replay requested, answer not in yet: live is held */
     char *presence_key;              /* presence key (owned) */
     char *track_meta;                /* current tracked meta JSON text (owned) or NULL */
     struct fanout_sub *bsub;         /* broadcast subscription or NULL */
@@ -175,9 +176,8 @@ struct channel {
     uint32_t pg_nids;                /* ids used */
     uint32_t pg_ids_cap;             /* ids allocated */
     uint64_t pg_seq;                 /* change counter value the ids belong to */
-    bool replaying;                  /* replay requested, answer not in yet: live is held */
     struct fanout_msg **held;        /* live messages held during the replay (refs) */
-    size_t n_held, cap_held;         /* held used / allocated */
+    uint32_t n_held, cap_held;       /* held used / allocated */
 };
 
 /* server.c */
