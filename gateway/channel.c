@@ -18,9 +18,8 @@
 
 #include "gateway/gateway_int.h"
 
-#define TOPIC_PREFIX     "realtime:"
-#define TOPIC_PREFIX_LEN 9
-#define FO_KEY_MAX       (4 + 256)
+#define TOPIC_PREFIX "realtime:"
+#define FO_KEY_MAX   (4 + 256)
 
 /* The channel's presence key: the client's, or one generated on first use (most channels
  * never track, and an idle socket should not carry a key it does not use). */
@@ -133,7 +132,7 @@ gw__channel_system(struct channel *ch, const char *extension, const char *status
     gw_buf_printf(&p, ",\"status\":\"%s\",\"message\":", status);
     gw_buf_append_json_str(&p, msg, strlen(msg));
     gw_buf_append_str(&p, ",\"channel\":");
-    gw_buf_append_json_str(&p, ch->sub, ch->sub_len);
+    gw_buf_append_json_str(&p, CH_SUB(ch), CH_SUB_LEN(ch));
     gw_buf_append_str(&p, "}");
     push(ch->conn, ch_jr(ch), null_str, ch_topic(ch), "system", p.data, p.len);
     gw_buf_release(&p);
@@ -239,7 +238,7 @@ publish_diff(struct channel *ch, const char *join_ref, const char *meta,
 {
     struct gw *gw = ch->conn->gw;
     char key[FO_KEY_MAX];
-    size_t klen = fo_key(key, 'p', ch->is_private, ch->sub, ch->sub_len);
+    size_t klen = fo_key(key, 'p', ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch));
     struct gw_buf p;
 
     gw_buf_init(&p);
@@ -267,7 +266,7 @@ presence_untrack(struct channel *ch)
 {
     struct gw *gw = ch->conn->gw;
     char key[FO_KEY_MAX];
-    size_t klen = fo_key(key, 'p', ch->is_private, ch->sub, ch->sub_len);
+    size_t klen = fo_key(key, 'p', ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch));
     struct presence_old old = { 0 };
 
     if (!ch->tracked)
@@ -362,14 +361,14 @@ update_subscriptions(struct channel *ch)
     bool want_p = ch->presence && (ch->perms & AUTH_PRESENCE_READ);
 
     if (want_b && !ch->bsub) {
-        klen = fo_key(key, 'b', ch->is_private, ch->sub, ch->sub_len);
+        klen = fo_key(key, 'b', ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch));
         fanout_subscribe(gw->fo, key, klen, ch, &ch->bsub);
     } else if (!want_b && ch->bsub) {
         fanout_unsubscribe(gw->fo, ch->bsub);
         ch->bsub = NULL;
     }
     if (want_p && !ch->psub) {
-        klen = fo_key(key, 'p', ch->is_private, ch->sub, ch->sub_len);
+        klen = fo_key(key, 'p', ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch));
         fanout_subscribe(gw->fo, key, klen, ch, &ch->psub);
     } else if (!want_p && ch->psub) {
         fanout_unsubscribe(gw->fo, ch->psub);
@@ -423,7 +422,7 @@ send_presence_state(struct channel *ch)
 {
     struct gw *gw = ch->conn->gw;
     char key[FO_KEY_MAX];
-    size_t klen = fo_key(key, 'p', ch->is_private, ch->sub, ch->sub_len);
+    size_t klen = fo_key(key, 'p', ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch));
 
     fanout_presence_list(gw->fo, key, klen, send_state, ch);
 }
@@ -589,8 +588,6 @@ chan_new(struct conn *c, struct codec_msg *m, const struct join_req *r, struct a
     memcpy(ch->join_ref, jr, jr_len);
     ch->join_ref[jr_len] = '\0';
     ch->topic_len = m->topic.n;
-    ch->sub = ch->topic + TOPIC_PREFIX_LEN;
-    ch->sub_len = m->topic.n - TOPIC_PREFIX_LEN;
     ch->id = id;
     ch->token_hash = token_hash;
     ch->perms = perms;
@@ -659,7 +656,8 @@ join_ok(struct channel *ch, struct codec_msg *m, json_t *pg)
     if (replay) {
         char key[FO_KEY_MAX];
 
-        gw__replay_join(ch, replay, key, fo_key(key, 'b', ch->is_private, ch->sub, ch->sub_len));
+        gw__replay_join(ch, replay, key,
+                        fo_key(key, 'b', ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch)));
     }
     if (n_bindings) {
         ch->pg_params = json_incref(pg);
@@ -807,8 +805,9 @@ broadcast(struct channel *ch, struct codec_msg *m)
         return;
     }
     persist_meta(ch, m, meta, sizeof meta);
-    gw__broadcast_publish(c->gw, ch->is_private, ch->sub, ch->sub_len, m->bc_event, cstr(meta),
-                          m->bc_json, m->bc_payload, m->bc_payload_len, ch->self ? NULL : ch);
+    gw__broadcast_publish(c->gw, ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch), m->bc_event,
+                          cstr(meta), m->bc_json, m->bc_payload, m->bc_payload_len,
+                          ch->self ? NULL : ch);
     if (ch->ack)
         reply(c, m->join_ref, m->ref, m->topic, "ok", "{}");
 }
@@ -820,7 +819,7 @@ presence_track(struct channel *ch, struct codec_msg *m, json_t *payload)
 {
     struct gw *gw = ch->conn->gw;
     char key[FO_KEY_MAX], ref[24];
-    size_t klen = fo_key(key, 'p', ch->is_private, ch->sub, ch->sub_len);
+    size_t klen = fo_key(key, 'p', ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch));
     char *meta = payload ? json_dumps(payload, JSON_COMPACT) : gw_xstrdup("{}");
     struct presence_old old = { 0 };
     struct fanout_presence p;
@@ -919,11 +918,11 @@ refresh(struct channel *ch, struct codec_msg *m)
         chan_shutdown(ch, msg);
         return;
     }
-    perms = auth_rules_eval(c->gw->rules, id, ch->is_private, ch->sub, ch->sub_len);
+    perms = auth_rules_eval(c->gw->rules, id, ch->is_private, CH_SUB(ch), CH_SUB_LEN(ch));
     if (!(perms & AUTH_JOIN)) {
         snprintf(msg, sizeof msg,
                  "You no longer have permission to read from this Channel topic: %.*s",
-                 (int)ch->sub_len, ch->sub);
+                 (int)CH_SUB_LEN(ch), CH_SUB(ch));
         auth_identity_unref(id);
         chan_shutdown(ch, msg);
         return;

@@ -149,12 +149,15 @@ struct conn {
     uint32_t dirty_idx;            /* slot in gw->dirty while dirty */
 };
 
+#define TOPIC_PREFIX_LEN 9 /* strlen("realtime:") */
+/* The subtopic (the name given to supabase.channel()): the topic after "realtime:". */
+#define CH_SUB(ch)     ((ch)->topic + TOPIC_PREFIX_LEN)
+#define CH_SUB_LEN(ch) ((ch)->topic_len - TOPIC_PREFIX_LEN)
+
 struct channel {
     struct conn *conn;               /* owner */
     char *topic;                     /* wire topic, "realtime:<sub>" (owned; join_ref follows) */
     size_t topic_len;                /* bytes */
-    const char *sub;                 /* subtopic: points into topic */
-    size_t sub_len;                  /* bytes */
     char *join_ref;                  /* the join's ref (in the topic's allocation) */
     struct auth_identity *id;        /* identity used for this channel */
     uint64_t token_hash;             /* hash of the access token in use, 0 = apikey */
