@@ -133,16 +133,11 @@ fi
 
 # ------------------------------------------------------------------ temp dir, cleanup
 
+# shellcheck source=loadtest/lib.sh
+. "$here/lib.sh"
 tmp=$(mktemp -d /tmp/tidings-compare.XXXXXX)
 mkdir -p "$tmp/results" "$tmp/logs"
 srv_pid="" srv_name="" srv_dir="" load_pid="" failed=0 retried=""
-stop_pid() { # pid: TERM, wait up to 10 s, then KILL
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
-    kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$1" 2>/dev/null && kill -KILL "$1" 2>/dev/null
-    wait "$1" 2>/dev/null || true
-}
 stop_server() {
     if [ "$srv_name" = nchan ] && [ -n "$srv_dir" ]; then
         "$nchan_run" stop "$srv_dir" || true
@@ -164,10 +159,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    node -e 'const s=require("net").createServer();
-        s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 token=$("$tidings" token --jwt_secret "$secret" --role admin --ttl 86400)
 

@@ -37,18 +37,13 @@ for b in "$tidings" "$load"; do
 done
 command -v redis-server >/dev/null || { echo "run-fanout.sh: redis-server missing" >&2; exit 2; }
 
+# shellcheck source=loadtest/lib.sh
+. "$here/lib.sh"
 tmp=$(mktemp -d /tmp/tidings-fanout.XXXXXX)
 out=${out:-$tmp/results}
 mkdir -p "$out"
 gw_pid="" redis_pid=""
 
-stop_pid() { # pid: TERM, wait up to 10 s, then KILL
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
-    kill -TERM "$1"
-    for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$1" 2>/dev/null && kill -KILL "$1"
-    wait "$1" 2>/dev/null || true
-}
 cleanup() {
     set +e
     stop_pid "$gw_pid"
@@ -56,10 +51,6 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \

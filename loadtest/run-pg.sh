@@ -54,6 +54,8 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     pin_gw="taskset -c 0" pin_load="taskset -c 1"
 fi
 
+# shellcheck source=loadtest/lib.sh
+. "$here/lib.sh"
 tmp=$(mktemp -d /tmp/tidings-bench.XXXXXX)
 chmod 755 "$tmp" # the server runs as user postgres when we are root
 out=${out:-$tmp/results}
@@ -62,12 +64,7 @@ gw_pid=""
 
 cleanup() {
     set +e
-    if [ -n "$gw_pid" ] && kill -0 "$gw_pid" 2>/dev/null; then
-        kill -TERM "$gw_pid"
-        for _ in $(seq 1 100); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$gw_pid" 2>/dev/null && kill -KILL "$gw_pid"
-        wait "$gw_pid" 2>/dev/null
-    fi
+    stop_pid "$gw_pid"
     bash "$root/test/support/pgtmp.sh" stop "$tmp/pg" >/dev/null 2>&1
     if [ "$keep" = 1 ]; then
         echo "run-pg.sh: kept $tmp" >&2
@@ -76,10 +73,6 @@ cleanup() {
     fi
 }
 trap cleanup EXIT INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 # PostgreSQL (its backends inherit the affinity of pg_ctl).
 conninfo=$($pin_load bash "$root/test/support/pgtmp.sh" start "$tmp/pg" | tail -n 1)

@@ -39,21 +39,16 @@ tidings=$build/gateway/tidings load=$build/tidings-load floor=$build/loadtest/ti
 for b in "$tidings" "$load" "$floor"; do
     [ -x "$b" ] || { echo "run-targets.sh: $b is missing (build the tree first)" >&2; exit 2; }
 done
+# shellcheck source=loadtest/lib.sh
+. "$here/lib.sh"
 tmp=$(mktemp -d /tmp/tidings-targets.XXXXXX)
 out=${out:-$root/.state/targets}
 mkdir -p "$out"
 pids=()
 
-stop_pid() { # pid: TERM, wait up to 15 s, then KILL
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
-    kill -TERM "$1"
-    for _ in $(seq 1 150); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$1" 2>/dev/null && kill -KILL "$1"
-    wait "$1" 2>/dev/null || true
-}
 stop_all() {
     local p
-    for p in "${pids[@]}"; do stop_pid "$p"; done
+    for p in "${pids[@]}"; do stop_pid "$p" 150; done
     pids=()
 }
 cleanup() {
@@ -63,9 +58,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 want() { [[ ",$only," == *",$1,"* ]]; }
 
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -38,23 +38,16 @@ if [ "$scenario" = db ]; then
     exec "$here/run-pg.sh" --smoke --tidings "$tidings" --load "$load"
 fi
 
+# shellcheck source=loadtest/lib.sh
+. "$here/lib.sh"
 tmp=$(mktemp -d /tmp/tidings-smoke.XXXXXX)
 gw_pid=""
 cleanup() {
     set +e
-    if [ -n "$gw_pid" ] && kill -0 "$gw_pid" 2>/dev/null; then
-        kill -TERM "$gw_pid"
-        for _ in $(seq 1 50); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$gw_pid" 2>/dev/null && kill -KILL "$gw_pid"
-        wait "$gw_pid" 2>/dev/null
-    fi
+    stop_pid "$gw_pid" 50
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
-
-free_port() {
-    node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
 
 port=$(free_port)
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
